@@ -1,0 +1,236 @@
+"""The book: its table of contents, honest chapters, notebooks with papermill parameters, plotly shipped once,
+and (marked `browser`) a real build whose figures headless Chromium draws offline."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import build_book  # noqa: E402
+import check_figures  # noqa: E402
+from study_plan import CHAPTER_NEEDS, EXPERIMENTS, PENDING_MARKER, PUBLISHED_PRESET  # noqa: E402
+
+from compress_lib import plotting  # noqa: E402
+
+COMMON_PARAMETERS = {"preset", "frame_ms", "seed", "data_dir", "output_dir"}
+needs_chromium = pytest.mark.skipif(
+    check_figures.find_chromium() is None,
+    reason="Debian's chromium is not installed (`make apt` or `apt-get install -y chromium`)",
+)
+
+
+def toc_files(toc: dict | list) -> list[str]:
+    """Every `file:` of a jupyter-book _toc.yml, in order."""
+    found = []
+    if isinstance(toc, dict):
+        for key, value in toc.items():
+            if key in ("file", "root"):
+                found.append(value)
+            else:
+                found += toc_files(value)
+    elif isinstance(toc, list):
+        for item in toc:
+            found += toc_files(item)
+    return found
+
+
+def published_toc() -> list[str]:
+    return toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+
+
+def results_page(stem: str) -> str:
+    return f"data/results/{PUBLISHED_PRESET}/{stem}"
+
+
+# -- table of contents and chapters ---------------------------------------------------------------------------
+def test_toc_names_existing_pages_and_every_chapter():
+    files = published_toc()
+    assert files[0] == "book/intro"
+    for f in files:
+        assert any((ROOT / f).with_suffix(s).is_file() for s in (".md", ".ipynb")), f"_toc.yml names missing {f}"
+    chapters = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.md")}
+    assert chapters - set(files) == set(), "book pages missing from _toc.yml"
+    assert len(files) == len(set(files)), "a page is listed twice"
+
+
+def test_every_results_page_in_the_toc_is_an_experiment_of_the_plan():
+    stems = {e.stem for e in EXPERIMENTS}
+    for f in published_toc():
+        if f.startswith("data/results/"):
+            assert f.startswith(f"data/results/{PUBLISHED_PRESET}/"), f"{f}: the book shows {PUBLISHED_PRESET}"
+            assert Path(f).name in stems, f"{f} is not an experiment of tools/study_plan.py"
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTER_NEEDS))
+def test_chapters_say_honestly_whether_their_results_exist(chapter):
+    """A chapter whose notebooks' results are not in the book says so (naming them); one with all of them doesn't."""
+    text = (ROOT / "book" / f"{chapter}.md").read_text()
+    in_book = set(published_toc())
+    missing = [stem for stem in CHAPTER_NEEDS[chapter] if results_page(stem) not in in_book]
+    if missing:
+        assert PENDING_MARKER in text, f"book/{chapter}.md shows no '{PENDING_MARKER}' note but lacks {missing}"
+        note = text[text.index(PENDING_MARKER):]
+        unnamed = [stem for stem in missing if f"notebooks/{stem}.md" not in note]
+        assert unnamed == [], f"book/{chapter}.md's pending note does not name notebooks {unnamed}"
+    else:
+        assert PENDING_MARKER not in text, f"book/{chapter}.md still says results are pending, but all are in the book"
+
+
+def test_results_pages_have_their_chapter_as_parent():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for part in toc["parts"]:
+        for chapter in part["chapters"]:
+            for section in chapter.get("sections", []):
+                if section["file"].startswith("data/results/"):
+                    stem = Path(section["file"]).name
+                    expected = next(e.chapter for e in EXPERIMENTS if e.stem == stem)
+                    assert chapter["file"] == f"book/{expected}", f"{stem} belongs under book/{expected}"
+
+
+def test_preset_toc_points_at_that_preset_and_drops_what_is_missing(tmp_path):
+    toc = (
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: R\n    chapters:\n"
+        "      - file: book/a\n        sections:\n          - file: data/results/study/01_x\n"
+        "      - file: book/b\n        sections:\n          - file: data/results/study/02_y\n"
+        "      - file: book/c\n"
+    )
+    (tmp_path / "data/results/smoke").mkdir(parents=True)
+    (tmp_path / "data/results/smoke/01_x.ipynb").write_text("{}")
+    text, dropped = build_book.toc_for_preset("smoke", toc, root=tmp_path)
+    assert dropped == ["data/results/smoke/02_y"]
+    parsed = yaml.safe_load(text)
+    chapters = parsed["parts"][0]["chapters"]
+    assert chapters[0] == {"file": "book/a", "sections": [{"file": "data/results/smoke/01_x"}]}
+    assert chapters[1] == {"file": "book/b"}  # its only section is gone, and so is the empty `sections:`
+    assert chapters[2] == {"file": "book/c"}
+
+
+def test_config_ships_plotly_once_and_never_executes():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["only_build_toc_files"] is True
+    sphinx = config["sphinx"]["config"]
+    assert sphinx["html_js_files"] == ["plotly.min.js"]
+    assert sphinx["html_static_path"] == ["book/_static"]
+    assert config["launch_buttons"]["binderhub_url"] and config["launch_buttons"]["colab_url"]
+    assert config["repository"]["url"].startswith("https://")
+
+
+# -- notebooks --------------------------------------------------------------------------------------------------
+def notebook_sources() -> list[Path]:
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+
+
+def test_there_are_notebooks_and_each_belongs_to_the_plan():
+    sources = notebook_sources()
+    assert sources, "no notebooks in notebooks/"
+    stems = {e.stem for e in EXPERIMENTS}
+    for path in sources:
+        assert path.stem in stems, f"{path.name} is not in tools/study_plan.py's EXPERIMENTS"
+
+
+@pytest.mark.parametrize("path", notebook_sources(), ids=lambda p: p.stem)
+def test_notebook_has_a_papermill_parameters_cell(path, tmp_path):
+    """One `parameters` cell, flat scalars with a comment each, declaring at least the common parameters."""
+    import jupytext
+    import papermill
+
+    nb = jupytext.read(path)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: expected one cell tagged `parameters`, found {len(tagged)}"
+    for line in tagged[0].source.splitlines():
+        if line.strip():
+            assert re.match(r"^\w+ = .+  # \S", line), f"{path.name}: `{line}` needs `name = value  # comment`"
+            assert line.count("=") == 1, f"{path.name}: papermill cannot parse `{line}` (one '=' per line)"
+    ipynb = tmp_path / f"{path.stem}.ipynb"
+    jupytext.write(nb, ipynb, fmt="ipynb")
+    declared = set(papermill.inspect_notebook(str(ipynb)))
+    assert COMMON_PARAMETERS <= declared, f"{path.name} lacks {COMMON_PARAMETERS - declared}"
+
+
+# -- plotly shipped once --------------------------------------------------------------------------------------
+def small_figure() -> go.Figure:
+    return go.Figure(go.Bar(x=["a", "b"], y=[1, 2], name="</script><b>x"), layout=dict(title="t", height=300))
+
+
+def test_figure_bundle_uses_the_global_plotly_and_never_embeds_it():
+    bundle = plotting.figure_bundle(small_figure())
+    assert set(bundle) == {plotting.PLOTLY_MIME, "text/html", "text/plain"}
+    html = bundle["text/html"]
+    assert "window.Plotly.newPlot" in html
+    assert check_figures.PLOTLY_JS_BANNER not in html and len(html) < 50_000
+    assert "</script><b>" not in html  # a trace name cannot close the script early
+    assert 'class="plotly-graph-div"' in html and "height:300px" in html
+    assert bundle[plotting.PLOTLY_MIME]["data"][0]["y"] == [1, 2]
+
+
+def test_myst_nb_plugin_draws_plotly_outputs_and_is_registered():
+    from importlib.metadata import entry_points
+
+    from myst_nb.core.render import MimeData
+
+    eps = {ep.name: ep.value for ep in entry_points(group="myst_nb.mime_renderers")}
+    assert eps.get("plotly") == "compress_lib.plotting:PlotlyMimeRenderer", "reinstall: make install"
+    content = json.loads(small_figure().to_json())
+    data = MimeData(plotting.PLOTLY_MIME, content, cell_index=3, output_index=0)
+    nodes = plotting.PlotlyMimeRenderer.handle_mime(None, data, inline=False)
+    assert len(nodes) == 1 and nodes[0]["format"] == "html"
+    assert "Plotly.newPlot" in nodes[0].astext() and "-3-0" in nodes[0].astext()
+    assert plotting.PlotlyMimeRenderer.handle_mime(None, MimeData("text/plain", "x"), inline=False) is None
+
+
+# -- the browser check ----------------------------------------------------------------------------------------
+def write_page(path: Path, body: str, with_plotly: bool = True):
+    script = '<script src="_static/plotly.min.js"></script>' if with_plotly else ""
+    path.write_text(f"<!DOCTYPE html><html><head>{script}</head><body><p>page</p>{body}</body></html>")
+
+
+@needs_chromium
+@pytest.mark.browser
+def test_check_figures_tells_drawn_from_blank(tmp_path):
+    build_book.ship_plotly_js(tmp_path / "_static")
+    html = plotting.figure_html(small_figure())
+    write_page(tmp_path / "drawn.html", html)
+    write_page(tmp_path / "blank.html", html, with_plotly=False)
+    write_page(tmp_path / "plain.html", "<p>no figure here</p>")
+    problems = check_figures.check(tmp_path, require=["plain.html"], chromium=check_figures.find_chromium())
+    assert len(problems) == 2, problems
+    assert "blank.html: figure" in problems[0] and "was not drawn" in problems[0]
+    assert "plain.html: a results page without any interactive figure" in problems[1]
+    assert check_figures.check(tmp_path / "nothing", [], check_figures.find_chromium())[0].endswith("make book)")
+
+
+def test_static_check_catches_embedded_and_cdn_plotly(tmp_path):
+    (tmp_path / "_static").mkdir()
+    write_page(tmp_path / "embedded.html", f"<script>/**\n{check_figures.PLOTLY_JS_BANNER}4.1.1\n*/</script>")
+    write_page(tmp_path / "cdn.html", '<script src="https://cdn.plot.ly/plotly-3.0.1.min.js"></script>')
+    problems = check_figures.static_problems(tmp_path, check_figures.html_pages(tmp_path))
+    assert any("plotly.min.js is missing" in p for p in problems)
+    assert any("cdn.html: loads plotly.js from cdn.plot.ly" in p for p in problems)
+    assert any("embedded.html: embeds plotly.js" in p for p in problems)
+
+
+@needs_chromium
+@pytest.mark.browser
+@pytest.mark.slow
+def test_published_book_builds_without_warnings_and_draws_every_figure(tmp_path):
+    """`jupyter-book build -W -n --keep-going` of the real book, then every figure checked in Chromium."""
+    assert build_book.build(PUBLISHED_PRESET, out=tmp_path, quiet=True) == 0
+    html_dir = build_book.html_dir(PUBLISHED_PRESET, tmp_path)
+    problems = check_figures.check(html_dir, ["data/results/*/*.html"], check_figures.find_chromium(), verbose=False)
+    assert problems == []
+    assert (html_dir / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    pages = [f for f in published_toc() if f.startswith("data/results/")]
+    assert pages, "the book has no executed notebook page"
+    page = (html_dir / pages[0]).with_suffix(".html").read_text()
+    assert "mybinder.org" in page and "colab.research.google.com" in page  # launch buttons
+    assert "btn-download" in page or "download" in page.lower()  # download button

@@ -1,0 +1,122 @@
+"""Build the book (jupyter-book 1.x) from the committed, executed notebooks, with warnings as errors.
+
+    python tools/build_book.py                  # the published book: data/results/study/ -> book/_build/html
+    python tools/build_book.py --preset smoke   # from data/results/smoke/ -> book/_build/smoke/_build/html
+
+No code runs at build time (`execute_notebooks: off`): pages come from the notebooks that tools/run_study.py
+executed, so a build takes seconds to a minute and needs no training. Before building, plotly.min.js is copied
+from the installed plotly wheel into book/_static/ (once for the whole book; it is not committed). For a preset
+other than the published one, a copy of _toc.yml points at data/results/<preset>/ and leaves out the results
+that preset has not produced yet (each one is named). The build runs `jupyter-book build -W -n --keep-going
+--all`, so any warning (a missing page, a dropped figure, a broken reference) fails it. Exit status: that of
+jupyter-book.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_plan import PUBLISHED_PRESET, ROOT  # noqa: E402
+
+STATIC_DIR = ROOT / "book" / "_static"
+PRESETS = ("smoke", "study", "paper")
+
+
+def plotly_js_source() -> Path:
+    """plotly.min.js from the installed plotly wheel's package data."""
+    import plotly
+
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} is missing; reinstall plotly (make install)")
+    return path
+
+
+def ship_plotly_js(static_dir: Path = STATIC_DIR) -> Path:
+    """Copy plotly.min.js into the book's static folder unless an identical copy is there."""
+    src = plotly_js_source()
+    dst = static_dir / "plotly.min.js"
+    static_dir.mkdir(parents=True, exist_ok=True)
+    if not dst.is_file() or dst.stat().st_size != src.stat().st_size or dst.read_bytes() != src.read_bytes():
+        shutil.copyfile(src, dst)
+    return dst
+
+
+def toc_for_preset(preset: str, toc_text: str, root: Path = ROOT) -> tuple[str, list[str]]:
+    """The table of contents for a preset's results: paths moved to data/results/<preset>/, missing ones dropped.
+
+    Returns (toc text, the dropped results paths). Only lines naming a results notebook change.
+    """
+    published = f"data/results/{PUBLISHED_PRESET}/"
+    lines, dropped = [], []
+    for line in toc_text.splitlines():
+        match = re.match(r"^(\s*- file:\s*)" + re.escape(published) + r"(\S+)\s*$", line)
+        if match:
+            path = f"data/results/{preset}/{match.group(2)}"
+            if not any((root / path).with_suffix(s).is_file() for s in (".ipynb", ".md")):
+                dropped.append(path)
+                continue
+            line = match.group(1) + path
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    # A `sections:` key left with no entries is invalid: remove it.
+    text = re.sub(r"^([ \t]*)sections:[ \t]*\n(?!\1[ \t]+- )", "", text, flags=re.M)
+    return text, dropped
+
+
+def output_dir(preset: str) -> Path:
+    """Default jupyter-book --path-output of a preset's book."""
+    return ROOT / "book" if preset == PUBLISHED_PRESET else ROOT / "book" / "_build" / preset
+
+
+def html_dir(preset: str, out: Path | None = None) -> Path:
+    """Where the HTML of a preset's book lands."""
+    return (out or output_dir(preset)) / "_build" / "html"
+
+
+def build(preset: str = PUBLISHED_PRESET, out: Path | None = None, quiet: bool = False) -> int:
+    """Build the book for `preset` into `out` (jupyter-book's --path-output); returns the exit status."""
+    ship_plotly_js()
+    toc = ROOT / "_toc.yml"
+    out = out or output_dir(preset)
+    out.mkdir(parents=True, exist_ok=True)
+    if preset != PUBLISHED_PRESET:
+        text, dropped = toc_for_preset(preset, toc.read_text())
+        for path in dropped:
+            print(f"book: {path} does not exist yet; its page is left out of the {preset} book")
+        toc = out / "_toc.yml"
+        toc.write_text(text)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(ROOT), "--path-output", str(out), "--toc", str(toc),
+           "-W", "-n", "--keep-going", "--all"]
+    if quiet:
+        cmd.append("-q")
+    print("book:", " ".join(cmd), flush=True)
+    status = subprocess.run(cmd, cwd=ROOT).returncode
+    html = html_dir(preset, out) / "index.html"
+    if status == 0:
+        print(f"book: built {html}")
+    else:
+        print(f"book: the build failed (warnings count as errors); see the messages above", file=sys.stderr)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default=PUBLISHED_PRESET, choices=PRESETS,
+                        help="whose results the pages show (default: %(default)s, the published book)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (jupyter-book --path-output); HTML lands in OUT/_build/html")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    args = parser.parse_args(argv)
+    return build(args.preset, args.out, args.quiet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Run the study: generate the corpus, execute every experiment notebook with papermill, build the book.
+
+    python tools/run_study.py                       # the default study preset, then the book
+    python tools/run_study.py --preset smoke        # seconds; results in data/results/smoke/
+    python tools/run_study.py --only 09_efficiency --force
+
+For each experiment of tools/study_plan.py, in order:
+- `notebooks/<stem>.md` (jupytext) is converted to `.ipynb` and executed by papermill with the parameters it
+  declares among: preset, seed, frame_ms (when given), data_dir (the corpus: <work>/corpus, or
+  <work>/corpus-<scale> for a smaller one such as the smoke preset's), work_dir (<work>/<preset>) and output_dir
+  (data/results/<preset>/<stem>); the kernel runs in the repository root.
+- The executed notebook becomes `data/results/<preset>/<stem>.ipynb` (a book page) only when it succeeded; a
+  failed run is kept under <work>/<preset>/failed/ and nothing already computed is replaced.
+- `data/results/<preset>/<stem>.run.json` records what the run used (hash of the notebook source, parameters,
+  versions, duration). A notebook whose source and parameters match its record is up to date and skipped;
+  `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is reported.)
+Notebooks that do not exist yet are listed as missing. Nothing is ever faked: the exit status is 0 only when
+every step exists and succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_plan import EXPERIMENTS, PUBLISHED_PRESET, RESULTS_DIR, ROOT, Experiment  # noqa: E402
+
+PRESETS = ("smoke", "study", "paper")
+# Size of the generated stand-in corpus per preset (`compress-lib corpus --scale`; 1 = about 4.5 hours).
+CORPUS_SCALE = {"smoke": 0.02, "study": 1.0, "paper": 1.0}
+
+
+def corpus_dir(work: Path, scale: float) -> Path:
+    """Where the corpus of a scale lives: <work>/corpus at full scale, <work>/corpus-<scale> otherwise."""
+    return work / ("corpus" if scale == 1 else f"corpus-{scale:g}")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def code_hash(package: Path = ROOT / "compress_lib") -> str:
+    """Hash of every .py file of compress_lib (path and content), to report results older than the code."""
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def rel(path: Path) -> str:
+    """`path` relative to the repository root when inside it (executed notebooks stay machine independent)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def declared_parameters(ipynb: Path) -> set[str]:
+    """Names in the notebook's `parameters` cell; raises if it has none."""
+    import papermill
+
+    params = papermill.inspect_notebook(str(ipynb))
+    if not params:
+        raise SystemExit(f"error: {ipynb} has no cell tagged `parameters`; add one (see notebooks/09_efficiency.md)")
+    return set(params)
+
+
+def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
+    """The parameters this run passes to `exp`: the standard ones the notebook declares."""
+    offered = {
+        "preset": args.preset,
+        "data_dir": rel(corpus_dir(args.work, args.corpus_scale)),
+        "work_dir": rel(args.work / args.preset),
+        "output_dir": rel(exp.output_dir(args.preset, args.results)),
+    }
+    if args.seed is not None:
+        offered["seed"] = args.seed
+    if args.frame_ms is not None:
+        offered["frame_ms"] = args.frame_ms
+    return {k: v for k, v in offered.items() if k in declared}
+
+
+def record_path(exp: Experiment, preset: str, results: Path) -> Path:
+    return exp.executed(preset, results).with_suffix(".run.json")
+
+
+def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, params: dict) -> bool:
+    record = record_path(exp, preset, results)
+    if not (exp.executed(preset, results).is_file() and record.is_file()):
+        return False
+    saved = json.loads(record.read_text())
+    return saved.get("source_sha256") == source_hash and saved.get("parameters") == params
+
+
+def to_ipynb(source: Path, dest: Path) -> Path:
+    """The .ipynb form of a jupytext notebook (keeps the `parameters` tag papermill needs)."""
+    import jupytext
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(jupytext.read(source), dest, fmt="ipynb")
+    return dest
+
+
+def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
+    """Run one notebook if needed; returns (status, seconds) with status in ran / up to date / failed."""
+    import papermill
+
+    source_text = exp.source.read_text()
+    source_hash = sha256_text(source_text)
+    scratch = args.work / args.preset
+    ipynb = to_ipynb(exp.source, scratch / "notebooks" / f"{exp.stem}.ipynb")
+    params = parameters_for(exp, declared_parameters(ipynb), args)
+    if not args.force and up_to_date(exp, args.preset, args.results, source_hash, params):
+        saved = json.loads(record_path(exp, args.preset, args.results).read_text())
+        if saved.get("compress_lib_sha256") != code_sha:
+            print(f"  {exp.stem}: note: compress_lib changed since this ran; `--only {exp.stem} --force` reruns it")
+        return "up to date", 0.0
+
+    running = scratch / "running" / f"{exp.stem}.ipynb"
+    running.parent.mkdir(parents=True, exist_ok=True)
+    print(f"  {exp.stem}: running with {params}", flush=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(ipynb), str(running), parameters=params, kernel_name="python3", cwd=str(ROOT),
+            progress_bar=not args.quiet, log_output=args.verbose, report_mode=False,
+        )
+    except papermill.PapermillExecutionError as exc:
+        failed = scratch / "failed" / f"{exp.stem}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(running), failed)
+        print(f"  {exp.stem}: FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+              f"(executed notebook: {rel(failed)})", file=sys.stderr)
+        return "failed", time.perf_counter() - start
+    seconds = time.perf_counter() - start
+
+    executed = exp.executed(args.preset, args.results)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(running), executed)
+    record = {
+        "notebook": rel(exp.source),
+        "source_sha256": source_hash,
+        "parameters": params,
+        "compress_lib_sha256": code_sha,
+        "duration_s": round(seconds, 1),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    record_path(exp, args.preset, args.results).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print(f"  {exp.stem}: done in {seconds:.0f} s -> {rel(executed)}", flush=True)
+    return "ran", seconds
+
+
+def generate_corpus(args) -> str:
+    """Run `compress-lib corpus` (idempotent: it reuses a complete corpus) if that command exists."""
+    from compress_lib import cli
+
+    if cli._load(cli.SUBCOMMANDS["corpus"][0]) is None:
+        return "missing"
+    exe = Path(sys.executable).with_name("compress-lib")
+    out = corpus_dir(args.work, args.corpus_scale)
+    cmd = [str(exe), "corpus", "--out", str(out), "--scale", f"{args.corpus_scale:g}"]
+    print("corpus:", " ".join(cmd), flush=True)
+    return "ran" if subprocess.run(cmd, cwd=ROOT).returncode == 0 else "failed"
+
+
+def build_and_check_book(preset: str, quiet: bool) -> int:
+    """Build the preset's book, then check its figures in Chromium when Chromium is installed."""
+    import build_book
+    import check_figures
+
+    status = build_book.build(preset, quiet=quiet)
+    if status != 0:
+        return status
+    if check_figures.find_chromium() is None:
+        print("figures: not checked in a browser (Chromium is not installed; `make apt` installs it)")
+        return 0
+    return check_figures.main([str(build_book.html_dir(preset))] + (["-q"] if quiet else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default=PUBLISHED_PRESET, choices=PRESETS, help="scale (default: %(default)s)")
+    parser.add_argument("--work", type=Path, default=ROOT / "work",
+                        help="folder for the corpus, checkpoints and scratch notebooks (default: work/)")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR,
+                        help="results root; each preset gets RESULTS/<preset>/ (default: data/results/)")
+    parser.add_argument("--only", nargs="+", metavar="STEM", help="run only these notebooks, e.g. 09_efficiency")
+    parser.add_argument("--force", action="store_true", help="rerun notebooks even when up to date")
+    parser.add_argument("--seed", type=int, default=None, help="pass this seed to every notebook")
+    parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=None,
+                        help="pass this frame rate to every notebook (default: each notebook's own)")
+    parser.add_argument("--corpus-scale", type=float, default=None,
+                        help="`compress-lib corpus --scale` (default per preset: %s)" % CORPUS_SCALE)
+    parser.add_argument("--no-book", action="store_true", help="do not build the book at the end")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true", help="stream the notebooks' output")
+    args = parser.parse_args(argv)
+    args.work = args.work.resolve()
+    args.results = args.results.resolve()
+    if args.corpus_scale is None:
+        args.corpus_scale = CORPUS_SCALE[args.preset]
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    known = {e.stem for e in EXPERIMENTS}
+    unknown = sorted(set(args.only or ()) - known)
+    if unknown:
+        parser.error(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    selected = [e for e in EXPERIMENTS if not args.only or e.stem in args.only]
+
+    print(f"study: preset {args.preset}, work folder {rel(args.work)}, results in {rel(args.results / args.preset)}/")
+    statuses: dict[str, tuple[str, float]] = {}
+    if not args.only:
+        statuses["corpus"] = (generate_corpus(args), 0.0)
+    code_sha = code_hash()
+    for exp in selected:
+        if not exp.source.is_file():
+            statuses[exp.stem] = ("missing", 0.0)
+            print(f"  {exp.stem}: missing ({rel(exp.source)} does not exist yet: {exp.what})")
+            continue
+        statuses[exp.stem] = execute(exp, args, code_sha)
+
+    book_status = None
+    if args.no_book:
+        pass
+    elif args.results != RESULTS_DIR:
+        print(f"book: not built (it shows data/results/{args.preset}/, not {rel(args.results)})")
+    else:
+        book_status = build_and_check_book(args.preset, args.quiet)
+
+    print(f"\nstudy summary (preset {args.preset}):")
+    for name, (status, seconds) in statuses.items():
+        took = f" ({seconds:.0f} s)" if seconds else ""
+        print(f"  {name:<20} {status}{took}")
+    if book_status is not None:
+        print(f"  {'book':<20} {'built' if book_status == 0 else 'FAILED'}")
+    missing = [n for n, (s, _) in statuses.items() if s == "missing"]
+    failed = [n for n, (s, _) in statuses.items() if s == "failed"]
+    if missing:
+        print(f"not yet part of the study (no result is shown for them): {', '.join(missing)}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if missing or failed or book_status else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

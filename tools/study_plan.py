@@ -1,0 +1,72 @@
+"""The plan of the study: its experiment notebooks in run order, and the book chapter each one fills.
+
+One list shared by `tools/run_study.py` (what to run, what is missing), `tools/build_book.py` and the book tests
+(every chapter of a notebook that has not run yet says so). A notebook `notebooks/<stem>.md` (jupytext MyST)
+writes its results to `data/results/<preset>/<stem>/` and its executed copy to `data/results/<preset>/<stem>.ipynb`,
+which `_toc.yml` lists as a section of its chapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
+RESULTS_DIR = ROOT / "data" / "results"
+PUBLISHED_PRESET = "study"  # the preset whose committed results the published book shows
+PENDING_MARKER = "results-pending"  # CSS class of the note on a chapter whose notebook has not run yet
+
+
+@dataclass(frozen=True)
+class Experiment:
+    stem: str  # notebooks/<stem>.md
+    chapter: str  # book/<chapter>.md, the chapter the results belong to
+    what: str  # one line: what the notebook computes
+
+    @property
+    def source(self) -> Path:
+        return NOTEBOOKS_DIR / f"{self.stem}.md"
+
+    def executed(self, preset: str, results_dir: Path = RESULTS_DIR) -> Path:
+        return results_dir / preset / f"{self.stem}.ipynb"
+
+    def output_dir(self, preset: str, results_dir: Path = RESULTS_DIR) -> Path:
+        return results_dir / preset / self.stem
+
+
+EXPERIMENTS = (
+    Experiment("01_corpus", "melhubert", "the embedded stand-in corpus: speakers, splits, phone labels"),
+    Experiment("02_pretrain", "melhubert", "two-stage MelHuBERT pretraining and the random-init control"),
+    Experiment("03_weight_pruning", "weight_pruning", "iterative magnitude pruning along the density schedule"),
+    Experiment("04_head_pruning", "head_pruning", "gradient-scored head pruning, heads removed physically"),
+    Experiment("05_lowrank", "lowrank", "FFN hidden-unit pruning (the paper's low-rank approximation)"),
+    Experiment("06_distillation", "distillation", "2- and 6-layer students, first-2 / first-6 truncation"),
+    Experiment("07_combined", "combined", "distill to 6 layers, then prune heads, then FFN units"),
+    Experiment("08_downstream", "downstream", "PR and SID against density (Figures 1 and 2)"),
+    Experiment("09_efficiency", "efficiency", "parameters, MACs per second, real-time factor (Figure 3)"),
+    Experiment("10_prior_work", "prior_work", "five published compressed models in the same framework (Figure 4)"),
+)
+
+
+# Chapter (book/<name>.md) -> the notebooks whose results it shows. A chapter with any of them not yet in the
+# book carries a "Results pending" note naming them (tests/test_book.py checks both directions).
+CHAPTER_NEEDS = {
+    "melhubert": ("01_corpus", "02_pretrain"),
+    "weight_pruning": ("03_weight_pruning",),
+    "head_pruning": ("04_head_pruning",),
+    "lowrank": ("05_lowrank",),
+    "distillation": ("06_distillation",),
+    "combined": ("07_combined",),
+    "downstream": ("08_downstream",),
+    "efficiency": ("09_efficiency", "08_downstream"),  # Figure 3 sets PER beside the three measures
+    "prior_work": ("10_prior_work", "08_downstream"),  # Figure 4 sets our PER beside the published models'
+    "smaller_faster": tuple(e.stem for e in EXPERIMENTS[2:]),  # the verdicts need every experiment
+}
+
+
+def experiment(stem: str) -> Experiment:
+    for e in EXPERIMENTS:
+        if e.stem == stem:
+            return e
+    raise KeyError(f"no experiment {stem!r}; known: {', '.join(e.stem for e in EXPERIMENTS)}")
