@@ -1,0 +1,123 @@
+"""`compress-lib profile MODEL`: parameters, MACs per second of speech, real-time factor, operator calls.
+
+MODEL is a zoo name (`compress-lib profile --list`), `melhubert` (a randomly initialised MelHuBERT whose shape
+the structure flags set; paper size by default), or the path of a compress_lib checkpoint (its masks are
+honoured). Examples:
+
+    compress-lib profile melhubert --frame-ms 10
+    compress-lib profile melhubert --layers 6 --heads 6 --ffn 512 --json
+    compress-lib profile work/compress/weight/density-0.30.pt --num-layers 6
+    compress-lib profile armhubert --seconds 30 --batch 2
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from compress_lib.errors import CompressLibError
+
+MELHUBERT = "melhubert"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", nargs="?", metavar="MODEL", help="zoo name, 'melhubert', or a checkpoint path")
+    parser.add_argument("--list", action="store_true", help="list the zoo models and exit")
+    parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=20, help="MelHuBERT frame rate (default 20)")
+    parser.add_argument("--preset", default="paper", help="MelHuBERT size preset: smoke, study, paper (default paper)")
+    parser.add_argument("--layers", type=int, help="MelHuBERT: number of layers (default: the preset's)")
+    parser.add_argument("--heads", type=int, help="MelHuBERT: attention heads per layer (default: the preset's)")
+    parser.add_argument("--ffn", type=int, help="MelHuBERT: FFN units per layer (default: the preset's)")
+    parser.add_argument("--num-layers", type=int, help="run only the first k layers (truncation baseline)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="input length in seconds for the RTF (default 10)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size for the RTF (default 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for the RTF (default cpu)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed forwards; the RTF is their median (default 5)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the RTF (default: PyTorch's setting)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def list_models() -> str:
+    from compress_lib.zoo import DESCRIPTIONS, PUBLISHED_PARAMS
+
+    lines = [
+        f"{name:18s} {PUBLISHED_PARAMS[name] / 1e6:6.2f} M published  {desc}" for name, desc in DESCRIPTIONS.items()
+    ]
+    lines.append(f"{MELHUBERT:18s} {'':17s}  MelHuBERT (--frame-ms, --preset, --layers, --heads, --ffn)")
+    return "\n".join(lines)
+
+
+def _positive(value, flag):
+    if value is not None and value < 1:
+        raise CompressLibError(f"{flag} must be >= 1, got {value}")
+
+
+def load_model(args):
+    """(name, model, masks) for the MODEL argument."""
+    from compress_lib.zoo import ZOO, build_zoo_model
+
+    name = args.model
+    if name in ZOO:
+        return name, build_zoo_model(name), None
+    if name == MELHUBERT:
+        from compress_lib.config import MODEL_PRESETS, config_for_preset
+        from compress_lib.model import MelHuBERT
+        from compress_lib.presets import check_preset
+
+        for flag in ("layers", "heads", "ffn"):
+            _positive(getattr(args, flag), f"--{flag}")
+        preset = MODEL_PRESETS[check_preset(args.preset)]
+        sizes = {"head_dim": preset["embed_dim"] // preset["num_heads"]}  # fewer heads keep the head size
+        for key, value in (("num_layers", args.layers), ("num_heads", args.heads), ("ffn_dim", args.ffn)):
+            if value is not None:
+                sizes[key] = value
+        cfg = config_for_preset(args.preset, args.frame_ms, **sizes)
+        return f"melhubert-{args.frame_ms}ms", MelHuBERT(cfg).eval(), None
+    if Path(name).exists():
+        from compress_lib.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(name)
+        return name, ckpt.model, ckpt.masks
+    raise CompressLibError(
+        f"unknown model {name!r}: give a zoo name ({', '.join(ZOO)}), '{MELHUBERT}', or an existing checkpoint path"
+    )
+
+
+def format_report(name: str, report: dict) -> str:
+    spread = report["real_time_factor_spread"]
+    calls = "CUDA kernels" if report["device"] == "cuda" else "top-level aten operators"
+    lines = [
+        f"model              {name}",
+        f"params             {report['params']:,}",
+        f"nonzero_params     {report['nonzero_params']:,}",
+        f"params_with_heads  {report['params_with_heads']:,}",
+        f"macs_per_second    {report['macs_per_second']:,} ({report['macs_per_second'] / 1e9:.3f} G)",
+        f"real_time_factor   {report['real_time_factor']:.5f} (min {spread[0]:.5f}, max {spread[1]:.5f}; "
+        f"{report['seconds']:g} s x batch {report['batch']}, {report['device']}, {report['threads']} threads)",
+        f"feature_rtf        {report['feature_real_time_factor']:.5f} (log-Mel extraction, not in the RTF above)",
+        f"operator_calls     {report['operator_calls']:,} ({calls} per forward of 1 s)",
+    ]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from compress_lib.efficiency import profile_model
+
+    if args.list:
+        print(list_models())
+        return 0
+    if not args.model:
+        raise CompressLibError("give a MODEL to profile (a zoo name, 'melhubert' or a checkpoint path), or --list")
+    if not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise CompressLibError(f"--seconds must be > 0, got {args.seconds}")
+    _positive(args.batch, "--batch")
+    _positive(args.repeats, "--repeats")
+    name, model, masks = load_model(args)
+    report = profile_model(
+        model, masks=masks, num_layers=args.num_layers, seconds=args.seconds, batch=args.batch, device=args.device,
+        repeats=args.repeats, warmup=min(2, args.repeats), threads=args.threads,
+    )
+    report = {"model": name, **report}
+    print(json.dumps(report) if args.json else format_report(name, report))
+    return 0

@@ -1,0 +1,39 @@
+"""Efficiency metrics: parameters, MACs per second of speech, real-time factor, operator calls.
+
+    count_parameters(model, masks=None, num_layers=None) -> dict      total / params / nonzero / per component
+    macs_per_second(model, masks=None, num_layers=None) -> int        ptflops (aten), attention included
+    real_time_factor(model, seconds=10, batch=1, device="cpu", repeats=5, num_layers=None) -> dict
+    operator_calls(model, seconds=1, batch=1, device="cpu", num_layers=None) -> int
+    profile_model(model, masks=None, num_layers=None, seconds=10, batch=1, device="cpu") -> dict
+
+Every measured count has a closed-form twin in `closed_form` (tests hold them equal); `COUNTING_CONVENTION`
+states exactly what the MAC count includes. `sparse` times weight-pruned models with a sparse (CSR) kernel.
+"""
+
+from compress_lib.efficiency.closed_form import (
+    closed_form_macs,
+    closed_form_macs_per_second,
+    closed_form_num_params,
+)
+from compress_lib.efficiency.macs import COUNTING_CONVENTION, count_macs, macs_per_second
+from compress_lib.efficiency.ops import operator_call_counts, operator_calls
+from compress_lib.efficiency.params import component_of, count_parameters
+from compress_lib.efficiency.profile import profile_model
+from compress_lib.efficiency.runtime import log_mel_features, real_time_factor, rtf_sweep
+
+__all__ = [
+    "COUNTING_CONVENTION",
+    "closed_form_macs",
+    "closed_form_macs_per_second",
+    "closed_form_num_params",
+    "component_of",
+    "count_macs",
+    "count_parameters",
+    "log_mel_features",
+    "macs_per_second",
+    "operator_call_counts",
+    "operator_calls",
+    "profile_model",
+    "real_time_factor",
+    "rtf_sweep",
+]

@@ -1,0 +1,176 @@
+"""Real-time factor: forward wall time divided by the duration of the audio processed.
+
+    RTF = median over `repeats` timed forwards of (wall time) / (batch x seconds)
+
+after `warmup` untimed forwards, with the spread (min, max) and quartiles of the repeats. On CPU the wall time is
+`time.perf_counter` around the forward and the thread count is recorded (and can be set); on CUDA the forward is
+bracketed by CUDA events and synchronised. Forwards run in eval mode under `torch.inference_mode()` with the
+default attention kernels (the fused SDPA kernel where PyTorch picks it): timings are of the model as deployed.
+
+MelHuBERT reads log-Mel features, so its feature extraction (Kaldi fbank of the waveform, normalisation, frame
+stacking at 20 ms) is timed separately (`feature_*` keys); the zoo models read the waveform directly (their CNN
+front-end is part of the encoder time) and have no separate feature cost. Inputs are random (seeded).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+
+import torch
+
+from compress_lib.config import MEL_BINS
+from compress_lib.data.features import log_mel, stack_pairs
+from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.efficiency.inputs import check_seconds_batch, example_inputs, model_device
+from compress_lib.model import MelHuBERT
+from compress_lib.zoo import SAMPLE_RATE
+
+DEVICES = ("cpu", "cuda")
+
+
+def log_mel_features(wave: torch.Tensor, frame_ms: int) -> torch.Tensor:
+    """MelHuBERT's input features of a batch of 16 kHz waveforms, (B, S) -> (B, T, 40 or 80).
+
+    The data pipeline's computation (`compress_lib.data.features`): Kaldi fbank per utterance, normalisation
+    with (here placeholder) corpus statistics, frame pairs stacked at 20 ms.
+    """
+    mean, std = torch.zeros(MEL_BINS, device=wave.device), torch.ones(MEL_BINS, device=wave.device)
+    feats = []
+    for w in wave:  # Kaldi fbank works on one utterance at a time
+        f = (log_mel(w) - mean) / std  # (T, 40)
+        feats.append(stack_pairs(f) if frame_ms == 20 else f)
+    return torch.stack(feats)
+
+
+def check_device(device: str) -> str:
+    check_choice(device, DEVICES, "device")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CompressLibError("CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+@contextmanager
+def num_threads(threads: int | None):
+    """Run with `threads` CPU threads (None: leave the current setting)."""
+    old = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise CompressLibError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextmanager
+def evaluating_on(model, device: str):
+    """The model in eval mode on `device`; its mode and device are restored afterwards."""
+    old_device, was_training = model_device(model), model.training
+    model.to(device).eval()
+    try:
+        yield model
+    finally:
+        model.to(old_device).train(was_training)
+
+
+def time_interleaved(fns, device: str = "cpu", warmup: int = 2, repeats: int = 5) -> list[list[float]]:
+    """Wall-clock seconds of `repeats` calls of each function, called in turns (f1, f2, ..., f1, f2, ...).
+
+    Taking turns exposes every function to the same machine load, so that ratios between them stay meaningful
+    on a shared machine. `warmup` untimed rounds come first. On CUDA each call is bracketed by events and
+    synchronised.
+    """
+    if repeats < 1 or warmup < 0:
+        raise CompressLibError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    times = [[] for _ in fns]
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns:
+                fn()
+        for _ in range(repeats):
+            for fn, t in zip(fns, times):
+                t.append(_time_one(fn, device))
+    return times
+
+
+def _time_one(fn, device: str) -> float:
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1000.0
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def time_calls(fn, device: str = "cpu", warmup: int = 2, repeats: int = 5) -> list[float]:
+    """Wall-clock seconds of `repeats` calls of `fn()` after `warmup` untimed calls (CUDA: events + sync)."""
+    return time_interleaved([fn], device, warmup, repeats)[0]
+
+
+def paired_ratio(times_a: list[float], times_b: list[float]) -> float:
+    """Median over the turns of time_b / time_a (from `time_interleaved`): how much longer B takes than A."""
+    return statistics.median(b / a for a, b in zip(times_a, times_b))
+
+
+def summarise(times: list[float], audio_seconds: float) -> dict:
+    """Median, spread (min, max) and quartiles of `times` divided by the audio duration."""
+    rtf = sorted(t / audio_seconds for t in times)
+    q1, _, q3 = statistics.quantiles(rtf, n=4, method="inclusive") if len(rtf) > 1 else (rtf[0],) * 3
+    return {"median": statistics.median(rtf), "spread": [rtf[0], rtf[-1]], "quartiles": [q1, q3]}
+
+
+def real_time_factor(
+    model,
+    seconds: float = 10.0,
+    batch: int = 1,
+    device: str = "cpu",
+    repeats: int = 5,
+    warmup: int = 2,
+    num_layers: int | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Real-time factor of `model` on `batch` random inputs of `seconds` of speech each.
+
+    Returns {"median", "spread": [min, max], "quartiles": [q1, q3], "times_s", "feature_median",
+    "feature_spread", "total_median" (features + encoder), "threads", "device", "seconds", "batch", "repeats",
+    "warmup"}; every RTF is wall time / (batch x seconds).
+    """
+    check_seconds_batch(seconds, batch)
+    check_device(device)
+    audio = seconds * batch
+    with num_threads(threads) as used_threads, evaluating_on(model, device):
+        inputs = example_inputs(model, seconds, batch, num_layers, device)
+        times = time_calls(lambda: model(**inputs), device, warmup, repeats)
+        feature_times = [0.0] * repeats
+        if isinstance(model, MelHuBERT):
+            g = torch.Generator().manual_seed(1)
+            wave = (0.1 * torch.randn(batch, round(seconds * SAMPLE_RATE), generator=g)).to(device)
+            frame_ms = model.cfg.frame_ms
+            feature_times = time_calls(lambda: log_mel_features(wave, frame_ms), device, warmup, repeats)
+    encoder, features = summarise(times, audio), summarise(feature_times, audio)
+    return {
+        **encoder,
+        "times_s": times,
+        "feature_median": features["median"],
+        "feature_spread": features["spread"],
+        "total_median": encoder["median"] + features["median"],
+        "threads": used_threads,
+        "device": device,
+        "seconds": seconds,
+        "batch": batch,
+        "repeats": repeats,
+        "warmup": warmup,
+    }
+
+
+def rtf_sweep(model, seconds_list=(1, 5, 10, 30), batches=(1,), **kwargs) -> list[dict]:
+    """`real_time_factor` for every input length (1 s to 30 s by default) and batch size."""
+    return [real_time_factor(model, seconds=s, batch=b, **kwargs) for b in batches for s in seconds_list]

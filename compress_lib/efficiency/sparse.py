@@ -1,0 +1,118 @@
+"""Beyond the paper: does weight pruning run faster with a sparse kernel?
+
+The paper could not time weight pruning: masked weights stay dense, so a pruned model runs at the dense speed.
+Here every masked linear layer is replaced by `CSRLinear`, which stores its weight as a sparse CSR matrix and
+computes y^T = W x^T + b with `torch.addmm(bias, W_csr, x^T)` (sparse x dense on CPU; the alternative
+`F.linear(x, W_csr)` runs several times slower in PyTorch 2.13). `sparse_vs_dense` times the dense forward
+against the sparse one across densities; `crossover_density` reports the highest density at which the sparse
+forward wins, if any.
+
+The masks for the experiment come from `magnitude_masks`: global magnitude (|w|) pruning over the q/k/v/out and
+fc1/fc2 weights and biases, the paper's criterion, applied in one shot to whatever weights the model holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import warnings
+
+import torch
+from torch import nn
+
+from compress_lib.efficiency.closed_form import closed_form_macs
+from compress_lib.efficiency.inputs import example_inputs
+from compress_lib.efficiency.runtime import num_threads, paired_ratio, time_interleaved
+
+PRUNABLE = (".self_attn.q_proj.", ".self_attn.k_proj.", ".self_attn.v_proj.", ".self_attn.out_proj.", ".fc1.", ".fc2.")
+
+
+class CSRLinear(nn.Module):
+    """A Linear layer whose weight is a sparse CSR matrix: y = x W^T + b, computed as (W x^T + b)^T."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.weight = linear.weight.detach().to_sparse_csr()  # (out, in), zeros not stored
+        bias = linear.bias.detach() if linear.bias is not None else torch.zeros(self.out_features)
+        self.register_buffer("bias", bias[:, None].clone())  # (out, 1), broadcast over rows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)  # (N, in)
+        y = torch.addmm(self.bias, self.weight, rows.t())  # (out, N)
+        return y.t().reshape(*x.shape[:-1], self.out_features)
+
+    @property
+    def density(self) -> float:
+        return self.weight.values().numel() / (self.in_features * self.out_features)
+
+
+def magnitude_masks(model, density: float) -> dict:
+    """Global magnitude masks keeping the `density` fraction of largest |w| over the prunable weights and biases."""
+    params = {n: p for n, p in model.named_parameters() if any(k in f".{n}" for k in PRUNABLE) and p.numel()}
+    scores = torch.cat([p.detach().abs().flatten() for p in params.values()])
+    keep = max(1, round(density * scores.numel()))
+    threshold = torch.topk(scores, keep, sorted=True).values[-1]
+    return {n: p.detach().abs() >= threshold for n, p in params.items()}
+
+
+def apply_masks(model, masks: dict) -> None:
+    """Zero the masked weights in place (the storage convention of weight pruning)."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, mask in masks.items():
+            params[name].mul_(mask.to(params[name].dtype))
+
+
+def sparsify(model, masks: dict) -> nn.Module:
+    """A copy of `model` with masks applied and every linear layer with a masked weight stored as CSR."""
+    model = copy.deepcopy(model)
+    apply_masks(model, masks)
+    masked = {name.rsplit(".", 1)[0] for name in masks if name.endswith(".weight")}
+    for name in masked:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, CSRLinear(getattr(parent, child)))
+    return model.eval()
+
+
+def sparse_vs_dense(
+    model, densities=(0.5, 0.3, 0.2, 0.1, 0.05), seconds: float = 10.0, batch: int = 1, repeats: int = 3,
+    warmup: int = 1, threads: int | None = None,
+) -> list[dict]:
+    """Time the dense forward (masks applied, dense kernels) against the CSR forward at each density.
+
+    Returns one row per density: {"density", "macs_ratio" (closed form, masked / dense), "dense_s", "sparse_s",
+    "speedup"}: times are medians of `repeats` turns in which the dense and the sparse model alternate, the
+    speedup the median over the turns of dense time / sparse time.
+    """
+    model = model.eval()
+    inputs = example_inputs(model, seconds, batch)
+    dense_macs = closed_form_macs(model, seconds, batch)
+    rows = []
+    with num_threads(threads):
+        for density in densities:
+            masks = magnitude_masks(model, density)
+            dense = copy.deepcopy(model)
+            apply_masks(dense, masks)
+            sparse = sparsify(model, masks)
+            # dense and sparse take turns, so that both see the same machine load
+            calls = [lambda: dense(**inputs), lambda: sparse(**inputs)]
+            dense_t, sparse_t = time_interleaved(calls, "cpu", warmup, repeats)
+            rows.append({
+                "density": density,
+                "macs_ratio": closed_form_macs(model, seconds, batch, masks=masks) / dense_macs,
+                "dense_s": statistics.median(dense_t),
+                "sparse_s": statistics.median(sparse_t),
+                "speedup": paired_ratio(sparse_t, dense_t),  # median over turns of dense / sparse
+            })
+            del dense, sparse
+    return rows
+
+
+def crossover_density(rows: list[dict]) -> float | None:
+    """The highest density at which the sparse forward beat the dense one (None if it never did)."""
+    winning = [r["density"] for r in rows if r["speedup"] > 1.0]
+    return max(winning) if winning else None
