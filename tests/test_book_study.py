@@ -3,6 +3,7 @@ reported (never faked), failures kept apart from committed results; and the note
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from dataclasses import dataclass
@@ -140,3 +141,98 @@ def test_failed_notebook_leaves_earlier_results_alone(tmp_path, monkeypatch, cap
     assert "97_bad: FAILED in cell" in err and "unknown preset 'huge'" in err
     assert earlier.read_text() == "earlier result"
     assert (tmp_path / "work" / "smoke" / "failed" / "97_bad.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_run_of_corpus_and_pretrain_notebooks_then_skipped(tmp_path, capsys):
+    """01_corpus generates the smoke corpus where the runner points, 02_pretrain trains both frame rates on it."""
+    args = study_args(tmp_path, "--only", "01_corpus", "02_pretrain")
+    assert run_study.main(args) == 0
+    results = tmp_path / "results" / "smoke"
+    corpus = json.loads((results / "01_corpus" / "summary.json").read_text())
+    assert corpus["parameters"]["data_dir"] == str(tmp_path / "work" / "corpus-0.02")
+    assert corpus["splits"]["pretrain"]["utterances"] > 0 and corpus["trivial_sid_baseline"]["speakers"] >= 4
+    assert (tmp_path / "work" / "corpus-0.02" / "pretrain.jsonl").is_file()
+    pretrain = json.loads((results / "02_pretrain" / "summary.json").read_text())
+    assert sorted(pretrain["checkpoints"]) == ["10", "20"]
+    for rate, path in pretrain["checkpoints"].items():
+        assert Path(path) == tmp_path / "work" / "smoke" / f"pretrain-{rate}ms" / "model.pt" and Path(path).is_file()
+        assert (results / "02_pretrain" / f"pretrain-{rate}ms-stage2.csv").is_file()
+    assert pretrain["models"]["20"]["parameters"] > pretrain["models"]["10"]["parameters"] > 0  # 80- vs 40-dim input
+    assert not list(results.rglob("*.pt")), "checkpoints belong in the work folder, not with the results"
+    capsys.readouterr()
+
+    assert run_study.main(args) == 0
+    out = capsys.readouterr().out
+    assert "01_corpus            up to date" in out and "02_pretrain          up to date" in out
+
+
+@pytest.mark.slow
+def test_pretrain_notebook_rejects_a_bad_frame_rate_clearly(tmp_path):
+    import jupytext
+    import papermill
+
+    ipynb = tmp_path / "02_pretrain.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "02_pretrain.md"), ipynb, fmt="ipynb")
+    with pytest.raises(papermill.PapermillExecutionError, match="frame_rates must list frame rates in ms from 10, 20"):
+        papermill.execute_notebook(
+            str(ipynb), str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+            parameters=dict(preset="smoke", frame_rates="10,15", data_dir=str(tmp_path / "corpus"),
+                            work_dir=str(tmp_path / "work"), output_dir=str(tmp_path / "out")),
+        )
+    assert not (tmp_path / "work").exists()
+
+
+COMPRESSION_NOTEBOOKS = {  # notebook -> its results table
+    "03_weight_pruning": "weight", "04_head_pruning": "heads", "05_lowrank": "ffn", "06_distillation": "distill",
+    "07_combined": "combined",
+}
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_compression_notebooks(tmp_path):
+    """03..07 at the smoke preset, in one work folder: each makes the corpus and teachers it finds missing,
+    07 reuses the students of 06, and every checkpoint of the results tables exists."""
+    import pandas as pd
+
+    assert run_study.main(study_args(tmp_path, "--only", *COMPRESSION_NOTEBOOKS)) == 0
+    results, work = tmp_path / "results" / "smoke", tmp_path / "work" / "smoke"
+    for stem, name in COMPRESSION_NOTEBOOKS.items():
+        table = pd.read_csv(results / stem / f"{name}.csv")
+        assert set(table["frame_ms"]) == {10, 20} and len(table) >= 4, stem
+        assert all((work / c).is_file() for c in table["checkpoint"]), stem
+        summary = json.loads((results / stem / "summary.json").read_text())
+        assert summary["parameters"]["frame_rates"] == [10, 20] and summary["parameters"]["preset"] == "smoke"
+    assert set(pd.read_csv(results / "06_distillation" / "distill.csv")["variant"]) == {"student", "truncation"}
+    students = json.loads((results / "07_combined" / "summary.json").read_text())["students"]
+    assert all(s.endswith("model.pt") and "distill-" in s for s in students.values())  # 06's students, reused
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_prior_work_notebook(tmp_path):
+    """10_prior_work measures every zoo model and MelHuBERT; cited PERs stay labelled; a bad `models` is refused."""
+    import jupytext
+    import papermill
+
+    from compress_lib.zoo import PUBLISHED_RESULTS
+
+    assert run_study.main(study_args(tmp_path, "--only", "10_prior_work")) == 0
+    out = tmp_path / "results" / "smoke" / "10_prior_work"
+    table = {row["model"]: row for row in csv.DictReader((out / "prior_work.csv").open())}
+    assert set(PUBLISHED_RESULTS) < set(table) and "MelHuBERT-20ms first-6 (paper size)" in table
+    for name, cited in PUBLISHED_RESULTS.items():
+        row = table[name]
+        assert float(row["published_per"]) == cited["per"] and "cited" in row["results_source"]
+        assert int(row["macs_per_second"]) == int(row["closed_form_macs_per_second"]) > 0
+        assert float(row["real_time_factor"]) > 0 and int(row["operator_calls"]) > 0
+    assert 0.6 < float(table["lighthubert-small"]["cnn_mac_share"]) < 0.75
+    assert table["MelHuBERT-20ms (paper size)"]["published_per"] == ""  # no PER is ever made up for MelHuBERT
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["downstream_results"] is None  # no 08_downstream results in this fresh folder
+
+    ipynb = tmp_path / "10_prior_work.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "10_prior_work.md"), ipynb, fmt="ipynb")
+    with pytest.raises(papermill.PapermillExecutionError, match="models must be 'all' or a comma-separated list"):
+        papermill.execute_notebook(str(ipynb), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(ROOT),
+                                   progress_bar=False, parameters=dict(models="hubert-base,wavlm",
+                                                                       output_dir=str(tmp_path / "bad")))
