@@ -192,10 +192,11 @@ COMPRESSION_NOTEBOOKS = {  # notebook -> its results table
 @pytest.mark.slow
 def test_smoke_run_of_the_compression_notebooks(tmp_path):
     """03..07 at the smoke preset, in one work folder: each makes the corpus and teachers it finds missing,
-    07 reuses the students of 06, and every checkpoint of the results tables exists."""
+    07 reuses the students of 06, and every checkpoint of the results tables exists; 08 then evaluates PR and
+    SID of the references and of trajectory points of every method into the study's summary.csv."""
     import pandas as pd
 
-    assert run_study.main(study_args(tmp_path, "--only", *COMPRESSION_NOTEBOOKS)) == 0
+    assert run_study.main(study_args(tmp_path, "--only", *COMPRESSION_NOTEBOOKS, "08_downstream")) == 0
     results, work = tmp_path / "results" / "smoke", tmp_path / "work" / "smoke"
     for stem, name in COMPRESSION_NOTEBOOKS.items():
         table = pd.read_csv(results / stem / f"{name}.csv")
@@ -206,6 +207,13 @@ def test_smoke_run_of_the_compression_notebooks(tmp_path):
     assert set(pd.read_csv(results / "06_distillation" / "distill.csv")["variant"]) == {"student", "truncation"}
     students = json.loads((results / "07_combined" / "summary.json").read_text())["students"]
     assert all(s.endswith("model.pt") and "distill-" in s for s in students.values())  # 06's students, reused
+    summary = pd.read_csv(results / "summary.csv")
+    expected = {"fbank", "random-init", "dense", "weight", "heads", "ffn", "distill", "truncate", "combined"}
+    assert set(summary["method"]) == expected and set(summary["frame_ms"]) == {10, 20}
+    assert summary["per"].between(0, 200).all() and summary["sid_accuracy"].between(0, 100).all()
+    assert (summary.loc[summary["method"] != "fbank", "macs_per_second"] > 0).all()
+    downstream = json.loads((results / "08_downstream" / "summary.json").read_text())
+    assert downstream["sanity"]["judged"] is False and downstream["not_evaluated"] == []
 
 
 @pytest.mark.slow
