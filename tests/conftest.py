@@ -23,3 +23,22 @@ def smoke_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke_corpus") / "corpus"
     generate_corpus(out, scale=SMOKE_SCALE, seed=SMOKE_SEED, jobs=1, progress=False)
     return out
+
+
+def make_synthetic_teacher(directory, num_utterances: int):
+    """A randomly initialised smoke-size 20 ms teacher checkpoint and synthetic frames/targets of its shape."""
+    import torch
+
+    from compress_lib.checkpoint import save_checkpoint
+    from compress_lib.config import config_for_preset
+    from compress_lib.model import MelHuBERT
+
+    cfg = config_for_preset("smoke", 20)
+    torch.manual_seed(0)
+    path = directory / "teacher.pt"
+    save_checkpoint(path, MelHuBERT(cfg))
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(40, 120, (num_utterances,), generator=g)
+    feats = [torch.randn(int(n), cfg.feat_dim, generator=g) for n in lengths]
+    targets = [torch.randint(0, cfg.num_clusters, (f.shape[0],), generator=g) for f in feats]
+    return path, feats, targets

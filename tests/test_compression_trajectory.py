@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import make_synthetic_teacher
 import torch
 
 import compress_lib.training as training
@@ -26,14 +27,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def teacher_and_data(tmp_path_factory):
     """A randomly initialised smoke-size teacher and synthetic frames/targets of its shape."""
-    cfg = config_for_preset("smoke", 20)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
-    save_checkpoint(path, MelHuBERT(cfg))
-    g = torch.Generator().manual_seed(0)
-    feats = [torch.randn(int(n), cfg.feat_dim, generator=g) for n in torch.randint(40, 120, (12,), generator=g)]
-    targets = [torch.randint(0, cfg.num_clusters, (f.shape[0],), generator=g) for f in feats]
-    return path, feats, targets
+    return make_synthetic_teacher(tmp_path_factory.mktemp("teacher"), num_utterances=12)
 
 
 def run(method, teacher_and_data, out, **kw):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import make_synthetic_teacher
 import torch
 
 from compress_lib import study
@@ -22,14 +23,7 @@ def teacher_and_data(tmp_path_factory):
     """A randomly initialised smoke-size teacher and synthetic frames/targets of its shape."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    cfg = config_for_preset("smoke", 20)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
-    save_checkpoint(path, MelHuBERT(cfg))
-    g = torch.Generator().manual_seed(0)
-    feats = [torch.randn(int(n), cfg.feat_dim, generator=g) for n in torch.randint(40, 120, (8,), generator=g)]
-    targets = [torch.randint(0, cfg.num_clusters, (f.shape[0],), generator=g) for f in feats]
-    yield path, feats, targets
+    yield make_synthetic_teacher(tmp_path_factory.mktemp("teacher"), num_utterances=8)
     torch.set_num_threads(before)
 
 
