@@ -1,0 +1,111 @@
+"""The study's results table: `data/results/<preset>/summary.csv`, one row per evaluated model.
+
+Rows are keyed by (model, frame_ms). Each step of the study fills its own columns: pretraining or compression
+the loss, profiling the efficiency columns, `evaluate pr` the PER, `evaluate sid` the accuracy. Updating a row
+merges the given values into it (a value of None leaves the cell as it is); the file is rewritten atomically
+under a lock, so concurrent evaluations never lose each other's cells.
+
+Columns (empty where not applicable):
+    model             name of the model (unique per frame rate)
+    method            dense, weight, heads, ffn, distill, truncate, combined, fbank, random-init, zoo, ...
+    density           fraction of the prunable amount left (1 for the dense model)
+    frame_ms          10 or 20
+    params            parameters of the upstream (without the pretraining head)
+    nonzero_params    parameters that are not masked to zero
+    macs_per_second   multiply-accumulates per second of speech
+    real_time_factor  seconds of compute per second of speech
+    per               phone error rate on pr-test, in percent
+    sid_accuracy      speaker-ID accuracy on sid-test, in percent
+    pretrain_loss     masked-prediction loss of the model
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from compress_lib.data.manifest import write_text_atomic
+from compress_lib.notebook import RESULTS_DIR, project_root
+from compress_lib.presets import check_preset
+
+SUMMARY_COLUMNS = (
+    "model", "method", "density", "frame_ms", "params", "nonzero_params", "macs_per_second", "real_time_factor",
+    "per", "sid_accuracy", "pretrain_loss",
+)  # fmt: skip
+KEY_COLUMNS = ("model", "frame_ms")
+
+
+def summary_path(preset: str, results_dir: str | os.PathLike | None = None) -> Path:
+    """`<results_dir>/<preset>/summary.csv`; results_dir defaults to data/results of the project."""
+    root = Path(results_dir) if results_dir is not None else project_root() / RESULTS_DIR
+    return root / check_preset(preset) / "summary.csv"
+
+
+def read_summary(path: str | os.PathLike) -> list[dict[str, str]]:
+    """All rows (cells as strings, "" where empty); an absent file has none."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return [{c: row.get(c) or "" for c in SUMMARY_COLUMNS} for row in reader]
+
+
+def update_summary(path: str | os.PathLike, row: dict) -> dict[str, str]:
+    """Insert or update the row with the same (model, frame_ms); returns the row as written.
+
+    Values of None leave existing cells unchanged; unknown column names are an error.
+    """
+    unknown = set(row) - set(SUMMARY_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown summary columns {sorted(unknown)}; valid: {', '.join(SUMMARY_COLUMNS)}")
+    missing = [k for k in KEY_COLUMNS if row.get(k) in (None, "")]
+    if missing:
+        raise ValueError(f"a summary row needs {', '.join(missing)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = {k: _cell(v) for k, v in row.items() if v is not None}
+    with _locked(path):
+        rows = read_summary(path)
+        key = tuple(new[k] for k in KEY_COLUMNS)
+        for existing in rows:
+            if tuple(existing[k] for k in KEY_COLUMNS) == key:
+                existing.update(new)
+                merged = existing
+                break
+        else:
+            merged = {c: new.get(c, "") for c in SUMMARY_COLUMNS}
+            rows.append(merged)
+        _write_atomic(path, rows)
+    return merged
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        raise ValueError("boolean values have no column in the summary")
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _write_atomic(path: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `<path>.lock` for the read-modify-write of the table."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

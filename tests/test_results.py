@@ -1,0 +1,72 @@
+"""The results table data/results/<preset>/summary.csv: exact columns, rows keyed by (model, frame_ms), merges
+that never erase another step's cells, atomic and safe under concurrent writers."""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+
+import pytest
+
+from compress_lib.errors import CompressLibError
+from compress_lib.results import SUMMARY_COLUMNS, read_summary, summary_path, update_summary
+
+
+def test_columns_are_exactly_those_of_the_study():
+    assert SUMMARY_COLUMNS == ("model", "method", "density", "frame_ms", "params", "nonzero_params",
+                               "macs_per_second", "real_time_factor", "per", "sid_accuracy", "pretrain_loss")
+
+
+def test_summary_path_per_preset(tmp_path):
+    assert summary_path("study", tmp_path) == tmp_path / "study" / "summary.csv"
+    assert summary_path("smoke").parts[-4:] == ("data", "results", "smoke", "summary.csv")
+    with pytest.raises(CompressLibError, match="unknown preset"):
+        summary_path("huge", tmp_path)
+
+
+def test_rows_merge_by_model_and_frame_rate(tmp_path):
+    path = tmp_path / "study" / "summary.csv"
+    assert read_summary(path) == []
+    update_summary(path, {"model": "dense", "method": "dense", "frame_ms": 20, "density": 1.0, "per": 21.5})
+    update_summary(path, {"model": "dense", "frame_ms": 20, "sid_accuracy": 61.25, "per": None})
+    update_summary(path, {"model": "dense", "method": "dense", "frame_ms": 10, "per": 19.0})
+    merged = update_summary(path, {"model": "fbank", "method": "fbank", "frame_ms": 20, "params": 0})
+    assert merged["params"] == "0" and merged["per"] == ""
+
+    with open(path, newline="") as f:
+        header = next(csv.reader(f))
+    assert tuple(header) == SUMMARY_COLUMNS
+    rows = read_summary(path)
+    assert [(r["model"], r["frame_ms"]) for r in rows] == [("dense", "20"), ("dense", "10"), ("fbank", "20")]
+    assert rows[0]["per"] == "21.5" and rows[0]["sid_accuracy"] == "61.25" and rows[0]["density"] == "1.0"
+    assert rows[1]["sid_accuracy"] == "" and rows[1]["per"] == "19.0"
+    assert not list(path.parent.glob("*.tmp"))
+
+    update_summary(path, {"model": "dense", "frame_ms": 20, "per": 20.0})  # a re-evaluation replaces the cell
+    assert read_summary(path)[0]["per"] == "20.0"
+
+
+def test_bad_rows_are_refused(tmp_path):
+    path = tmp_path / "summary.csv"
+    with pytest.raises(ValueError, match="unknown summary columns"):
+        update_summary(path, {"model": "m", "frame_ms": 20, "wer": 3.0})
+    with pytest.raises(ValueError, match="needs frame_ms"):
+        update_summary(path, {"model": "m", "per": 3.0})
+    assert not path.exists()
+
+
+def _writer(args):
+    path, worker = args
+    for i in range(10):
+        update_summary(path, {"model": f"m{i}", "frame_ms": 20, SUMMARY_COLUMNS[4 + worker]: worker * 100 + i})
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "summary.csv"
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_writer, [(path, w) for w in range(4)])
+    rows = {r["model"]: r for r in read_summary(path)}
+    assert len(rows) == 10
+    for i in range(10):
+        for w in range(4):
+            assert rows[f"m{i}"][SUMMARY_COLUMNS[4 + w]] == str(w * 100 + i)
