@@ -28,7 +28,7 @@ class MelHuBERTConfig:
     num_clusters: int = 512  # num_cluster: size of the k-means codebook predicted by the head
     dropout: float = 0.1  # dropout after attention / FFN blocks and on the input projection
     attention_dropout: float = 0.1  # dropout on attention probabilities
-    activation_dropout: float = 0.0  # dropout after the FFN's GELU
+    activation_dropout: float = 0.1  # activation_dropout: dropout after the FFN's GELU (public config: 0.1)
     mask_prob: float = 0.07  # probability that a frame starts a masked span (paper: 7% at 10 ms, 14% at 20 ms)
     mask_length: int = 10  # span length in frames (paper: 10 at 10 ms, 5 at 20 ms)
 

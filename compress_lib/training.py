@@ -13,8 +13,10 @@ the rank) and only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,8 +33,16 @@ def step_seed(seed: int, step: int, salt: int = 0) -> int:
     return (seed * 1_000_003 + step * 9_176 + salt * 7_919 + 0x5EED) % (2**63 - 1)
 
 
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def is_main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return not is_distributed() or dist.get_rank() == 0
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
 
 
 @dataclass
@@ -71,12 +81,12 @@ def train(
         extra_state: small picklable dict saved with the state (e.g. the pruning stage).
     """
     log: list[dict] = []
-    step = 0
+    step, elapsed_s = 0, 0.0
     if state_path is not None and Path(state_path).exists():
         state = safe_torch_load(state_path, "training state")
         _unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, log = state["step"], state["log"]
+        step, log, elapsed_s = state["step"], state["log"], state.get("elapsed_s", 0.0)
         if extra_state is not None:
             extra_state.update(state.get("extra", {}))
     if step >= cfg.total_steps or (stop_fn is not None and log and stop_fn(log)):
@@ -86,7 +96,8 @@ def train(
     bar = tqdm(total=cfg.total_steps, initial=step, desc=cfg.desc, disable=not (progress and is_main_process()),
                dynamic_ncols=True, leave=False)
     while step < cfg.total_steps:
-        torch.manual_seed(step_seed(cfg.seed, step))
+        t0 = time.perf_counter()
+        torch.manual_seed(step_seed(cfg.seed, step, salt=rank()))  # dropout: same per (seed, step, rank) on resume
         if lr_fn is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_fn(step)
@@ -94,27 +105,32 @@ def train(
         totals: dict[str, float] = {}
         for micro in range(cfg.grad_accum):
             batch = batch_fn(step, micro)
-            loss, metrics = loss_fn(model, batch, step)
-            (loss / cfg.grad_accum).backward()
+            # DDP: all-reduce gradients once per update, on the last micro-batch
+            last = micro == cfg.grad_accum - 1
+            with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
+                loss, metrics = loss_fn(model, batch, step)
+                (loss / cfg.grad_accum).backward()
             totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) / cfg.grad_accum
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + float(v) / cfg.grad_accum
         if cfg.clip_norm:
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
             totals["grad_norm"] = float(grad_norm)
+        totals = _mean_over_ranks(totals)
         if not math.isfinite(totals["loss"]):
             raise FloatingPointError(f"{cfg.desc}: loss became {totals['loss']} at step {step}; lower the learning rate")
         optimizer.step()
         if after_step is not None:
             after_step(model, step)
         step += 1
+        elapsed_s += time.perf_counter() - t0
         if step % cfg.log_every == 0 or step == cfg.total_steps:
-            log.append({"step": step, "lr": optimizer.param_groups[0]["lr"], **totals})
+            log.append({"step": step, "lr": optimizer.param_groups[0]["lr"], **totals, "elapsed_s": elapsed_s})
         bar.update(1)
         bar.set_postfix(loss=f"{totals['loss']:.3f}")
         stop = stop_fn is not None and stop_fn(log)
         if state_path is not None and (step % cfg.save_every == 0 or step == cfg.total_steps or stop):
-            save_state(state_path, model, optimizer, step, log, extra_state)
+            save_state(state_path, model, optimizer, step, log, extra_state, elapsed_s)
         if stop:
             break
     bar.close()
@@ -122,12 +138,25 @@ def train(
     return log
 
 
-def save_state(path, model, optimizer, step: int, log: list[dict], extra: dict | None = None) -> None:
+def _mean_over_ranks(totals: dict[str, float]) -> dict[str, float]:
+    """Under DDP, the logged metrics are the mean over all processes (every rank logs the same numbers)."""
+    if not is_distributed():
+        return totals
+    keys = sorted(totals)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    values = torch.tensor([totals[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(values)
+    values /= dist.get_world_size()
+    return dict(zip(keys, values.tolist()))
+
+
+def save_state(path, model, optimizer, step: int, log: list[dict], extra: dict | None = None,
+               elapsed_s: float = 0.0) -> None:
     if not is_main_process():
         return
     atomic_torch_save(
         {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": log,
-         "extra": extra or {}},
+         "extra": extra or {}, "elapsed_s": elapsed_s},
         path,
     )
 
