@@ -111,6 +111,17 @@ def test_stage2_needs_stage1(smoke_corpus, tmp_path, capsys):
     assert code == 2 and "--stage 1" in capsys.readouterr().err
 
 
+def test_a_preset_of_one_stage_stops_after_stage_1(smoke_corpus, tmp_path, monkeypatch):
+    monkeypatch.setitem(PRETRAIN_PRESETS, "smoke", {**PRETRAIN_PRESETS["smoke"], "stages": (1,)})
+    final = pretrain(smoke_corpus, tmp_path / "r", preset="smoke", frame_ms=20, progress=False)
+    assert not (tmp_path / "r" / "stage2").exists() and (tmp_path / "r" / "stage1" / "model.pt").is_file()
+    assert load_checkpoint(final).meta["stage"] == 1
+    monkeypatch.setitem(PRETRAIN_PRESETS, "smoke", {**PRETRAIN_PRESETS["smoke"], "stages": (2,)})
+    with pytest.raises(CompressLibError, match="stages"):
+        pretrain_settings("smoke")
+    assert pretrain_settings("study")["stages"] == (1,) and pretrain_settings("paper")["stages"] == (1, 2)
+
+
 def test_pretrained_checkpoint_without_targets_record(tmp_path, smoke_corpus):
     from compress_lib.checkpoint import save_checkpoint
     from compress_lib.config import config_for_preset

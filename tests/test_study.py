@@ -81,7 +81,7 @@ def test_method_dir_names_only_changed_settings(tmp_path):
     assert study.method_dir(tmp_path, "heads", 20, "smoke", head_score="gradient") == tmp_path / "heads-20ms"
     assert study.method_dir(tmp_path, "heads", 10, "smoke", head_score="l1", keep_best_head=False).name == \
         "heads-10ms-head_score-l1-keep_best_head-False"
-    assert study.method_dir(tmp_path, "distill", 20, "study", distill_layers=(2, 6)).name == "distill-20ms"
+    assert study.method_dir(tmp_path, "distill", 20, "study", distill_layers=(1, 3)).name == "distill-20ms"
     assert study.method_dir(tmp_path, "distill", 20, "study", distill_layers=(4,), distill_temperature=2.0).name \
         == "distill-20ms-distill_layers-4-distill_temperature-2"
     with pytest.raises(CompressLibError, match="head score"):

@@ -1,6 +1,6 @@
 """`compress-lib pretrain`: two-stage masked-prediction pretraining of MelHuBERT (resumable; torchrun-ready).
 
-    compress-lib pretrain --preset study --out work/pretrain                 # stage 1 then stage 2
+    compress-lib pretrain --preset paper --out work/pretrain                 # stage 1 then stage 2
     compress-lib pretrain --preset smoke --out /tmp/p --stage 1              # one stage only
     torchrun --nproc_per_node=4 -m compress_lib.cli pretrain --preset paper --data DIR --out OUT
 
@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
                         help="corpus folder written by `compress-lib corpus` (default: work/corpus)")
     parser.add_argument("--frame-ms", type=int, default=20, choices=(10, 20), help="frame rate (default: 20)")
     parser.add_argument("--stage", type=int, choices=(1, 2), default=None,
-                        help="run only this stage (default: stage 1 then stage 2)")
+                        help="run only this stage (default: the preset's stages; paper and smoke: 1 then 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, crops, masks, k-means")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

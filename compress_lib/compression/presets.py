@@ -5,8 +5,9 @@ trajectory of both frame rates fits about 1.5 hours on 2 CPU cores with the stud
 method in seconds. Each field's comment gives the paper's value.
 
 Sizes that depend on the model are fractions of the teacher's: the paper removes 12 of 144 heads per step
-(1/12) and 128 of 3072 FFN units per layer per step (1/24); the study model with 36 heads and 768 units
-removes the same fractions (3 heads, 32 units), or a multiple of them where noted.
+(1/12) and 128 of 3072 FFN units per layer per step (1/24); the study model (6 layers, 24 heads, 1024 units)
+removes the same fractions (2 heads), or a multiple of them where noted. Depths scale with the teacher: the
+paper's 2- and 6-layer students of a 12-layer teacher are 1- and 3-layer students of the 6-layer study model.
 """
 
 from __future__ import annotations
@@ -97,13 +98,12 @@ COMPRESS_PRESETS = {
         distill_layers=(1, 2), distill_steps=6, distill_lr=5e-4, distill_warmup_steps=2,
         combined_layers=2, combined_head_steps=1, combined_ffn_steps=2,
     ),
-    # The study model (12 layers, 36 heads, FFN 768) on 2 cores: about 1.5 h for all trajectories of both frame
-    # rates when `combined` starts from the 6-layer student of `distill` (--student); estimate from measured
-    # per-step times in the report of issue 4. The learning rates keep the paper's ratios to the pretraining
-    # rate (fine-tuning 1e-5 : 1e-4, distillation 1 : 1) applied to the study's 5e-4: a few hundred steps at
-    # 1e-5 would not move the model. Weight pruning follows the paper's schedule down to 30%; the convergence
+    # The study model (6 layers x 256, 24 heads, FFN 1024): students and truncations of 1 and 3 layers (the
+    # paper's 2 and 6 of 12); `combined` starts from the 3-layer student of `distill` (--student). The learning
+    # rates keep the paper's ratios to the pretraining rate (fine-tuning 1e-5 : 1e-4, distillation 1 : 1)
+    # applied to the study's 5e-4: a few hundred steps at 1e-5 would not move the model. Weight pruning follows the paper's schedule down to 30%; the convergence
     # test watches an EMA with a 25-step time constant over 3 time constants (paper: 5,000 over 15,000 steps).
-    # FFN pruning removes 1/12 of the width per step (twice the paper's 1/24): 768 -> 128 in 10 steps.
+    # FFN pruning removes 1/12 of the width per step (twice the paper's 1/24): 1024 -> 1/6 in 10 steps.
     "study": CompressSettings(
         batch_size=4, eval_batches=8, save_every=20, clip_norm=5.0,
         finetune_steps=80, finetune_lr=5e-5,
@@ -111,7 +111,7 @@ COMPRESS_PRESETS = {
         weight_min_density=0.3,
         heads_per_step=1 / 12, head_score_fraction=0.03,
         ffn_units_per_step=1 / 12, ffn_min_density=1 / 6,
-        distill_steps=800, distill_lr=5e-4, distill_warmup_steps=50,
+        distill_layers=(1, 3), distill_steps=800, distill_lr=5e-4, distill_warmup_steps=50, combined_layers=3,
     ),
     "paper": CompressSettings(),
 }
