@@ -232,3 +232,20 @@ def test_tune_probe_scores_each_candidate_on_dev(corpus, tmp_path):
     assert all(0 <= r["dev"] <= 100 and r["best_step"] in (3, 6) for r in rows)
     with pytest.raises(CompressLibError, match="schedule"):
         ProbeHParams(lr=1e-2, steps=6, batch=4, schedule="cosine")
+
+
+def test_evaluations_in_two_processes_equal_one_process(corpus, tmp_path):
+    """`evaluate_many` spreads evaluations over worker processes; each is the same one-thread evaluation."""
+    from compress_lib.downstream.evaluate import EvaluationJob, evaluate_many
+
+    ckpt = tmp_path / "m.pt"
+    smoke_checkpoint(ckpt)
+    results = {}
+    for processes in (1, 2):
+        jobs = [EvaluationJob(task=task, spec=spec, out_dir=str(tmp_path / f"p{processes}" / f"{task}-{i}"))
+                for i, spec in enumerate((str(ckpt), "fbank")) for task in ("pr", "sid")]
+        results[processes] = [(r["task"], r["model"], r["test"], r["dev"])
+                              for r in evaluate_many(jobs, corpus, "smoke", cache_dir=tmp_path / "cache",
+                                                     processes=processes, progress=False)]
+    assert results[1] == results[2]
+    assert [r[:2] for r in results[1]] == [("pr", "dense"), ("sid", "dense"), ("pr", "fbank"), ("sid", "fbank")]

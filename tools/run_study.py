@@ -88,6 +88,8 @@ def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
         offered["seed"] = args.seed
     if args.frame_ms is not None:
         offered["frame_ms"] = args.frame_ms
+    if args.frame_rates is not None:
+        offered["frame_rates"] = args.frame_rates
     return {k: v for k, v in offered.items() if k in declared}
 
 
@@ -203,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="pass this seed to every notebook")
     parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=None,
                         help="pass this frame rate to every notebook (default: each notebook's own)")
+    parser.add_argument("--frame-rates", default=None, metavar="MS[,MS]",
+                        help="pass frame_rates to every notebook that has it, e.g. 20 to run the 20 ms half "
+                             "first (a later run with the default 10,20 adds 10 ms and reuses what is done)")
     parser.add_argument("--corpus-scale", type=float, default=None,
                         help="`compress-lib corpus --scale` (default per preset: %s)" % CORPUS_SCALE)
     parser.add_argument("--no-book", action="store_true", help="do not build the book at the end")

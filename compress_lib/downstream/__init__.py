@@ -6,10 +6,12 @@
 - `evaluate.py`: probe training with the shared loop, model selection on dev, test scores, the presets.
 """
 
-from compress_lib.downstream.evaluate import DOWNSTREAM_PRESETS, TASKS, ProbeHParams, evaluate_upstream, summary_row
+from compress_lib.downstream.evaluate import (
+    DOWNSTREAM_PRESETS, TASKS, EvaluationJob, ProbeHParams, evaluate_many, evaluate_upstream, summary_row,
+)
 from compress_lib.downstream.upstream import Upstream, hidden_states_for_split, load_upstream
 
 __all__ = [
-    "DOWNSTREAM_PRESETS", "TASKS", "ProbeHParams", "Upstream", "evaluate_upstream", "hidden_states_for_split",
-    "load_upstream", "summary_row",
+    "DOWNSTREAM_PRESETS", "TASKS", "EvaluationJob", "ProbeHParams", "Upstream", "evaluate_many", "evaluate_upstream",
+    "hidden_states_for_split", "load_upstream", "summary_row",
 ]
