@@ -103,14 +103,15 @@ COMPRESS_PRESETS = {
     # rates keep the paper's ratios to the pretraining rate (fine-tuning 1e-5 : 1e-4, distillation 1 : 1)
     # applied to the study's 5e-4: a few hundred steps at 1e-5 would not move the model. Weight pruning follows the paper's schedule down to 30%; the convergence
     # test watches an EMA with a 25-step time constant over 3 time constants (paper: 5,000 over 15,000 steps).
-    # FFN pruning removes 1/12 of the width per step (twice the paper's 1/24): 1024 -> 1/6 in 10 steps.
+    # FFN pruning removes 1/12 of the width per step (twice the paper's 1/24): 85 of 1024 units per layer, so 10
+    # steps leave 174 units (density 0.170, the step nearest the paper's 1/6; 1/6 itself would take an 11th).
     "study": CompressSettings(
         batch_size=4, eval_batches=8, save_every=20, clip_norm=5.0,
         finetune_steps=80, finetune_lr=5e-5,
         weight_ema_decay=0.96, weight_ema_tolerance=0.005, weight_ema_window=75, weight_max_steps=100,
         weight_min_density=0.3,
         heads_per_step=1 / 12, head_score_fraction=0.03,
-        ffn_units_per_step=1 / 12, ffn_min_density=1 / 6,
+        ffn_units_per_step=1 / 12, ffn_min_density=0.17,
         distill_layers=(1, 3), distill_steps=800, distill_lr=5e-4, distill_warmup_steps=50, combined_layers=3,
     ),
     "paper": CompressSettings(),
