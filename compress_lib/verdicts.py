@@ -22,7 +22,7 @@ below the dense model's. The defaults respect the noise of our test sets:
   at most 3.7 points (p = 50%), and that of the difference of two models up to about 5.2 points. The default
   SID_TOLERANCE = 5 points is about 1.4 standard errors of one accuracy, one of a difference.
 - PR is scored on about 140 test utterances (a few thousand phones): the binomial standard error of the PER is
-  under a point, but errors cluster by utterance and by speaker (4 test speakers), so the default
+  under a point, but errors cluster by utterance and by speaker (6 test speakers), so the default
   PER_TOLERANCE = 2 points.
 - Real-time factors are medians of a few timed runs on a shared 2-core CPU: differences under RTF_TOLERANCE
   = 10% (relative) are not trusted.
