@@ -90,6 +90,8 @@ def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
         offered["frame_ms"] = args.frame_ms
     if args.frame_rates is not None:
         offered["frame_rates"] = args.frame_rates
+    if args.threads is not None:
+        offered["threads"] = args.threads
     return {k: v for k, v in offered.items() if k in declared}
 
 
@@ -208,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-rates", default=None, metavar="MS[,MS]",
                         help="pass frame_rates to every notebook that has it, e.g. 20 to run the 20 ms half "
                              "first (a later run with the default 10,20 adds 10 ms and reuses what is done)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="pass this CPU thread count to every notebook (1 keeps a run fast while other work "
+                             "shares the machine: PyTorch's threads slow down badly on busy cores)")
     parser.add_argument("--corpus-scale", type=float, default=None,
                         help="`compress-lib corpus --scale` (default per preset: %s)" % CORPUS_SCALE)
     parser.add_argument("--no-book", action="store_true", help="do not build the book at the end")
