@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,6 +46,7 @@ def corpus(request, tmp_path_factory):
 
 
 def smoke_checkpoint(path, frame_ms=20, seed=0, **meta):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = MelHuBERT(config_for_preset("smoke", frame_ms))
     save_checkpoint(path, model, **meta)
@@ -94,6 +96,13 @@ def test_upstream_kinds(tmp_path):
     untrained = tmp_path / "random_init.pt"
     smoke_checkpoint(untrained, stage=0, steps=0)  # pretraining's untrained twin
     assert (load_upstream(str(untrained)).name, load_upstream(str(untrained)).method) == ("random-init", "random-init")
+    # beside a pretraining run's model, the twin is that run's own initial weights (seed no longer matters)
+    initial = smoke_checkpoint(tmp_path / "run" / "random_init.pt", seed=7, stage=0, steps=0)
+    smoke_checkpoint(tmp_path / "run" / "model.pt", seed=8, steps=100)
+    twin = load_upstream(f"random-init:{tmp_path / 'run' / 'model.pt'}", seed=1)
+    assert twin.method == "random-init" and twin.meta["weights"].endswith("random_init.pt")
+    assert torch.equal(twin.model.layers[0].fc1.weight, initial.layers[0].fc1.weight)
+    assert twin.key == load_upstream(f"random-init:{tmp_path / 'run' / 'model.pt'}", seed=2).key
     smoke_checkpoint(tmp_path / "plain.pt", steps=100)
     assert (load_upstream(str(tmp_path / "plain.pt")).name, load_upstream(str(tmp_path / "plain.pt")).method) == (
         "dense", "dense")

@@ -196,15 +196,7 @@ def load_upstream(spec: str, frame_ms: int | None = None, num_layers: int | None
         frame_ms = frame_ms or 20
         return Upstream(name=name or "fbank", method="fbank", key=f"fbank-v1-{frame_ms}ms", frame_ms=frame_ms)
     if spec.startswith(RANDOM_INIT_PREFIX):
-        ckpt = load_checkpoint(_existing(spec[len(RANDOM_INIT_PREFIX):]))
-        cfg = ckpt.model.cfg
-        torch.manual_seed(seed)
-        model = MelHuBERT(cfg).eval()
-        layers = _num_layers(num_layers, ckpt.meta, cfg.num_layers)
-        key = _sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode(), f"seed={seed}".encode())
-        return Upstream(name=name or "random-init", method="random-init", key=f"{key}-L{layers}",
-                        frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=model, num_layers=layers,
-                        meta={"seed": seed, "twin_of": spec[len(RANDOM_INIT_PREFIX):]})
+        return _random_init_twin(spec, frame_ms, num_layers, seed, name)
     path = Path(spec)
     if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
         ckpt = load_checkpoint(_existing(spec))
@@ -215,6 +207,31 @@ def load_upstream(spec: str, frame_ms: int | None = None, num_layers: int | None
                         frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=ckpt.model, masks=ckpt.masks,
                         num_layers=layers, meta=dict(ckpt.meta))
     return _load_zoo_upstream(spec, name, num_layers, seed)
+
+
+def _random_init_twin(spec: str, frame_ms: int | None, num_layers: int | None, seed: int,
+                      name: str | None) -> Upstream:
+    """`random-init:<checkpoint>`: the checkpoint's architecture, untrained. When the checkpoint is a pretraining
+    run's model and the run saved its initial weights (`random_init.pt` beside it, same architecture), the twin
+    is exactly those weights: the control then measures what pretraining changed in this very model. Otherwise
+    the weights are a fresh initialisation from `seed`."""
+    path = _existing(spec[len(RANDOM_INIT_PREFIX):])
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.model.cfg
+    layers = _num_layers(num_layers, ckpt.meta, cfg.num_layers)
+    initial = path.parent / "random_init.pt"
+    if initial.is_file() and initial.resolve() != path.resolve():
+        twin = load_checkpoint(initial)
+        if twin.model.cfg == cfg and twin.meta.get("steps") == 0:
+            return Upstream(name=name or "random-init", method="random-init", key=f"{file_sha256(initial)}-L{layers}",
+                            frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=twin.model.eval(),
+                            num_layers=layers, meta={"twin_of": str(path), "weights": str(initial)})
+    torch.manual_seed(seed)
+    model = MelHuBERT(cfg).eval()
+    key = _sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode(), f"seed={seed}".encode())
+    return Upstream(name=name or "random-init", method="random-init", key=f"{key}-L{layers}",
+                    frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=model, num_layers=layers,
+                    meta={"seed": seed, "twin_of": str(path)})
 
 
 def _load_zoo_upstream(spec: str, name: str | None, num_layers: int | None, seed: int) -> Upstream:
