@@ -92,7 +92,7 @@ def pretrain_settings(preset: str, frame_ms: int = 20, **overrides) -> dict:
     settings["betas"] = tuple(settings["betas"])
     check_choice(settings["schedule"], SCHEDULES, "learning-rate schedule")
     check_choice(settings["stage2_init"], ("scratch", "stage1"), "stage-2 initialisation")
-    settings["stages"] = tuple(settings.get("stages", (1, 2)))
+    settings["stages"] = tuple(settings["stages"])
     if settings["stages"] not in ((1,), (1, 2)):
         raise CompressLibError(f"pretraining stages must be (1,) or (1, 2), got {settings['stages']}")
     return settings

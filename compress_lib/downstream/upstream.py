@@ -220,18 +220,17 @@ def _random_init_twin(spec: str, frame_ms: int | None, num_layers: int | None, s
     cfg = ckpt.model.cfg
     layers = _num_layers(num_layers, ckpt.meta, cfg.num_layers)
     initial = path.parent / "random_init.pt"
-    if initial.is_file() and initial.resolve() != path.resolve():
-        twin = load_checkpoint(initial)
-        if twin.model.cfg == cfg and twin.meta.get("steps") == 0:
-            return Upstream(name=name or "random-init", method="random-init", key=f"{file_sha256(initial)}-L{layers}",
-                            frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=twin.model.eval(),
-                            num_layers=layers, meta={"twin_of": str(path), "weights": str(initial)})
-    torch.manual_seed(seed)
-    model = MelHuBERT(cfg).eval()
-    key = _sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode(), f"seed={seed}".encode())
+    twin = load_checkpoint(initial) if initial.is_file() and initial.resolve() != path.resolve() else None
+    if twin is not None and twin.model.cfg == cfg and twin.meta.get("steps") == 0:
+        model, key, meta = twin.model, file_sha256(initial), {"twin_of": str(path), "weights": str(initial)}
+    else:
+        torch.manual_seed(seed)
+        model = MelHuBERT(cfg)
+        key = _sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode(), f"seed={seed}".encode())
+        meta = {"seed": seed, "twin_of": str(path)}
     return Upstream(name=name or "random-init", method="random-init", key=f"{key}-L{layers}",
-                    frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=model, num_layers=layers,
-                    meta={"seed": seed, "twin_of": str(path)})
+                    frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=model.eval(), num_layers=layers,
+                    meta=meta)
 
 
 def _load_zoo_upstream(spec: str, name: str | None, num_layers: int | None, seed: int) -> Upstream:
