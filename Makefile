@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PRESET ?= study
 WORK ?= work
-# Corpus size (1 = about 4.5 h); empty: tools/run_study.py picks the preset's (0.02 for smoke).
+# Corpus size (1 = about 7 h); empty: tools/run_study.py picks the preset's (0.02 for smoke).
 CORPUS_SCALE ?=
 # Debian packages the project uses: TTS engines and sentences for the stand-in corpus, a browser for the
 # figure check, real recorded speech for the loader smoke test.

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_plan import EXPERIMENTS, PUBLISHED_PRESET, RESULTS_DIR, ROOT, Experiment  # noqa: E402
 
 PRESETS = ("smoke", "study", "paper")
-# Size of the generated stand-in corpus per preset (`compress-lib corpus --scale`; 1 = about 4.5 hours).
+# Size of the generated stand-in corpus per preset (`compress-lib corpus --scale`; 1 = about 7 hours).
 from compress_lib.study import CORPUS_SCALE  # noqa: E402  (the corpus of each preset)
 
 

@@ -20,7 +20,7 @@ from compress_lib.data.manifest import SPLITS
 
 EPILOG = """\
 examples:
-  compress-lib corpus --out work/corpus                      generate the stand-in corpus (about 4.5 h)
+  compress-lib corpus --out work/corpus                      generate the stand-in corpus (about 7 h)
   compress-lib corpus --out /tmp/tiny --scale 0.02           a tiny one, in seconds
   compress-lib corpus --out work/real --from-librispeech /data/LibriSpeech --lexicon librispeech-lexicon.txt \\
       --from-voxceleb /data/VoxCeleb1                        manifests of the real corpora (nothing copied)
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--out", required=True, help="corpus folder to write (new, empty, or a corpus of ours)")
     gen = parser.add_argument_group("generate the stand-in corpus")
-    gen.add_argument("--scale", type=float, default=1.0, help="size: 1 = about 4.5 h; 0.02 = seconds (tests)")
+    gen.add_argument("--scale", type=float, default=1.0, help="size: 1 = about 7 h; 0.02 = seconds (tests)")
     gen.add_argument("--seed", type=int, default=0, help="fixes every voice, sentence and augmentation")
     gen.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel synthesis processes")
     gen.add_argument("--recipe", help="recipe JSON (default: data/corpus/recipe.json)")
