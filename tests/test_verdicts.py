@@ -20,7 +20,7 @@ ROWS = [
     ("weight", 0.6, 40.0, 60.0, 0.60e9, 0.6e6, 0.100),
     ("weight", 0.4, 41.5, 59.0, 0.40e9, 0.4e6, 0.100),
     ("weight", 0.3, 43.0, 58.0, 0.30e9, 0.3e6, 0.100),  # PR lost (> 40 + 2)
-    ("weight", 0.2, 46.0, 56.0, 0.20e9, 0.2e6, 0.100),  # SID still kept (>= 60 - 5)
+    ("weight", 0.2, 46.0, 57.5, 0.20e9, 0.2e6, 0.100),  # SID still kept (>= 60 - 3)
     ("heads", 0.833, 40.0, 60.0, 0.95e9, 0.95e6, 0.090),
     ("heads", 0.667, 40.5, 59.0, 0.90e9, 0.90e6, 0.080),
     ("heads", 0.5, 41.0, 58.0, 0.85e9, 0.85e6, 0.070),
@@ -170,7 +170,7 @@ def test_ablations_are_left_out():
 
 def test_keeps_and_kept_down_to():
     assert keeps(42.0, 40.0, "PR") and not keeps(42.1, 40.0, "PR")
-    assert keeps(55.0, 60.0, "SID") and not keeps(54.9, 60.0, "SID")
+    assert keeps(57.0, 60.0, "SID") and not keeps(56.9, 60.0, "SID")
     assert kept_down_to([0.8, 0.5, 0.3], [40, 41, 50], 40.0, "PR") == (0.5, 0.3)
     assert kept_down_to([0.8, 0.5], [40, 41], 40.0, "PR") == (0.5, None)
     assert kept_down_to([0.8, 0.5], [50, 41], 40.0, "PR") == (None, 0.8)

@@ -76,7 +76,10 @@ class ProbeHParams:
 # corpus; docs/study_preset.md), all linear decay, batch 64 unless said: lr 3e-2 / 5000 steps 42.5 (chosen),
 # lr 1e-2 / 1000, 2000 or 10000 steps 39.2, lr 1e-2 / 5000 steps 37.5, lr 3e-3 / 2000 steps / batch 16 38.3,
 # lr 3e-3 36.7, lr 1e-3 35.8 (dev accuracy, 120 utterances: differences of a few points are within noise).
-# PR costs ~45 s and SID ~12 s of one CPU core per model.
+# SID chosen again when the SID splits grew threefold (24 / 6 / 10 utterances per speaker; `tools/tune_probe.py`,
+# data/probe_search_sid.csv): on the dense model's dev set (360 utterances) lr 1e-2 / 20000 steps scored 59.7
+# (chosen), lr 1e-2 / 5000 57.5, lr 3e-2 / 5000 57.8, lr 3e-2 / 20000 57.2, lr 1e-1 56.1 / 56.7.
+# PR costs ~45 s and SID ~50 s of one CPU core per model (20 ms).
 DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
     "smoke": {
         "pr": ProbeHParams(lr=1e-2, steps=40, batch=8, eval_every=20),
@@ -84,7 +87,7 @@ DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
     },
     "study": {
         "pr": ProbeHParams(lr=1e-2, steps=1000, batch=16, eval_every=200, schedule="linear"),
-        "sid": ProbeHParams(lr=3e-2, steps=5000, batch=64, eval_every=500, schedule="linear"),
+        "sid": ProbeHParams(lr=1e-2, steps=20_000, batch=64, eval_every=500, schedule="linear"),
     },
     "paper": {
         "pr": ProbeHParams(lr=1e-2, steps=100_000, batch=16, grad_accum=2, eval_every=1000),
