@@ -83,6 +83,19 @@ def test_unknown_notebook_name_is_an_error(tmp_path, capsys):
     assert "unknown notebook(s) 99_nope" in capsys.readouterr().err
 
 
+def test_run_times_table_lists_each_notebook_and_the_total(tmp_path):
+    for day, stem, seconds, threads in ((1, "01_a", 12.5, None), (2, "02_b", 100.0, 2)):
+        params = {"preset": "smoke"} if threads is None else {"preset": "smoke", "threads": threads}
+        (tmp_path / f"{stem}.run.json").write_text(json.dumps(
+            {"parameters": params, "duration_s": seconds, "finished_utc": f"2026-01-0{day}T00:00:00Z"}))
+    assert run_study.write_run_times(tmp_path / "empty") is None
+    rows = list(csv.DictReader(run_study.write_run_times(tmp_path).open()))
+    assert [r["notebook"] for r in rows] == ["01_a", "02_b", "total"]
+    assert [float(r["duration_s"]) for r in rows] == [12.5, 100.0, 112.5]
+    assert rows[1]["threads"] == "2" and rows[0]["threads"] == ""
+    assert rows[2]["finished_utc"] == "2026-01-02T00:00:00Z"
+
+
 @pytest.mark.slow
 def test_smoke_run_of_a_notebook_then_skipped_when_up_to_date(tmp_path, capsys):
     args = study_args(tmp_path, "--only", "09_efficiency")

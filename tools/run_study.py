@@ -14,6 +14,8 @@ For each experiment of tools/study_plan.py, in order:
 - `data/results/<preset>/<stem>.run.json` records what the run used (hash of the notebook source, parameters,
   versions, duration). A notebook whose source and parameters match its record is up to date and skipped;
   `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is reported.)
+- `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total (the book's
+  reproducibility appendix shows the published run's).
 Notebooks that do not exist yet are listed as missing. Nothing is ever faked: the exit status is 0 only when
 every step exists and succeeded.
 """
@@ -21,6 +23,7 @@ every step exists and succeeded.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -168,6 +171,33 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     return "ran", seconds
 
 
+def write_run_times(preset_dir: Path) -> Path | None:
+    """`run_times.csv` beside the executed notebooks: the last run of each, from its .run.json, and the total.
+
+    Columns: notebook, frame_rates, threads, duration_s, finished_utc. A notebook rerun with its checkpoints in
+    place shows the rerun's (short) time, so the total is the study's cost only after a run from scratch.
+    """
+    records = sorted(preset_dir.glob("*.run.json"))
+    if not records:
+        return None
+    rows = []
+    for record in records:
+        saved = json.loads(record.read_text())
+        params = saved.get("parameters", {})
+        rows.append({"notebook": record.name[: -len(".run.json")], "frame_rates": params.get("frame_rates", ""),
+                     "threads": params.get("threads", ""), "duration_s": saved.get("duration_s", ""),
+                     "finished_utc": saved.get("finished_utc", "")})
+    total = sum(float(r["duration_s"]) for r in rows if r["duration_s"] != "")
+    rows.append({"notebook": "total", "frame_rates": "", "threads": "", "duration_s": round(total, 1),
+                 "finished_utc": max(r["finished_utc"] for r in rows)})
+    out = preset_dir / "run_times.csv"
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
 def generate_corpus(args) -> str:
     """Run `compress-lib corpus` (idempotent: it reuses a complete corpus) if that command exists."""
     from compress_lib import cli
@@ -246,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         statuses[exp.stem] = execute(exp, args, code_sha)
 
+    write_run_times(args.results / args.preset)
     book_status = None
     if args.no_book:
         pass
