@@ -48,18 +48,19 @@ def default_data_dir(preset: str) -> str:
     return "work/corpus" if scale == 1 else f"work/corpus-{scale:g}"
 
 
-def parse_frame_rates(text, fallback: int) -> list[int]:
-    """'10,20' -> [10, 20]; '' -> [fallback]. Raises CompressLibError naming the valid rates."""
+def parse_frame_rates(text, fallback, name: str = "frame_rates") -> list[int]:
+    """'10,20' -> [10, 20]; '' -> the fallback (a rate or a list of rates). Raises CompressLibError naming
+    the parameter `name` and the valid rates."""
     if not isinstance(text, str):
         text = str(text)  # papermill passes -p frame_rates 20 as an integer
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
-        return [fallback]
+        return [fallback] if isinstance(fallback, int) else list(fallback)
     valid = ", ".join(map(str, FRAME_MS_CHOICES))
     if not all(p.isdigit() and int(p) in FRAME_MS_CHOICES for p in parts):
-        raise CompressLibError(f"frame_rates must list frame rates in ms from {valid}, comma-separated; got {text!r}")
+        raise CompressLibError(f"{name} must list frame rates in ms from {valid}, comma-separated; got {text!r}")
     if len(set(parts)) != len(parts):
-        raise CompressLibError(f"frame_rates lists a rate twice: {text!r}")
+        raise CompressLibError(f"{name} lists a rate twice: {text!r}")
     return [int(p) for p in parts]
 
 

@@ -96,6 +96,47 @@ def test_run_times_table_lists_each_notebook_and_the_total(tmp_path):
     assert rows[2]["finished_utc"] == "2026-01-02T00:00:00Z"
 
 
+def test_a_study_run_in_parts_sums_the_parts_of_each_notebook(tmp_path):
+    first = {"parameters": {"preset": "study", "frame_rates": "20"}, "duration_s": 700.0, "finished_utc": "a"}
+    both = {"preset": "study", "frame_rates": "10,20", "threads": 1}  # threads change speed, not the work
+    parts = run_study.earlier_parts(first, both, force=False)
+    assert [(p["frame_rates"], p["duration_s"]) for p in parts] == [("20", 700.0)]
+    assert run_study.earlier_parts(first, both, force=True) == []  # --force: a run from scratch
+    assert run_study.earlier_parts(first, {"preset": "study", "frame_rates": "20"}, force=False) == []  # a rerun
+    assert run_study.earlier_parts(first, {"preset": "study", "frame_rates": "10,20", "seed": 1}, False) == []
+    assert run_study.earlier_parts(None, both, force=False) == []
+    record = {"parameters": both, "duration_s": 1700.0, "finished_utc": "b",
+              "parts": parts + [{"frame_rates": "10,20", "threads": 1, "duration_s": 1000.0, "finished_utc": "b"}]}
+    (tmp_path / "02_b.run.json").write_text(json.dumps(record))
+    row = next(csv.DictReader(run_study.write_run_times(tmp_path).open()))
+    assert float(row["duration_s"]) == 1700.0
+    assert row["parts"] == "20 ms: 700.0 s; 10,20 ms: 1000.0 s"
+
+
+def test_threads_alone_do_not_make_a_notebook_out_of_date(tmp_path):
+    exp = Experiment("01_x", "c", "w")
+    exp.executed("study", tmp_path).parent.mkdir(parents=True)
+    exp.executed("study", tmp_path).write_text("{}")
+    params = {"preset": "study", "frame_rates": "10,20"}
+    run_study.record_path(exp, "study", tmp_path).write_text(json.dumps(
+        {"source_sha256": "h", "parameters": {**params, "threads": 1}}))
+    assert run_study.up_to_date(exp, "study", tmp_path, "h", params)
+    assert not run_study.up_to_date(exp, "study", tmp_path, "other source", params)
+    assert not run_study.up_to_date(exp, "study", tmp_path, "h", {**params, "frame_rates": "20"})
+
+
+def test_an_experiment_can_pin_its_frame_rates(tmp_path):
+    class Args:
+        preset, work, results, seed, frame_ms, threads, corpus_scale = "study", tmp_path, tmp_path, None, None, None, 1
+        frame_rates = "10,20"
+
+    declared = {"preset", "frame_rates"}
+    assert run_study.parameters_for(Experiment("x", "c", "w"), declared, Args)["frame_rates"] == "10,20"
+    assert run_study.parameters_for(Experiment("x", "c", "w", frame_rates="20"), declared, Args)["frame_rates"] == "20"
+    Args.preset = "smoke"  # tests the pipeline: every rate
+    assert run_study.parameters_for(Experiment("x", "c", "w", frame_rates="20"), declared, Args)["frame_rates"] == "10,20"
+
+
 @pytest.mark.slow
 def test_smoke_run_of_a_notebook_then_skipped_when_up_to_date(tmp_path, capsys):
     args = study_args(tmp_path, "--only", "09_efficiency")

@@ -33,6 +33,9 @@ def test_frame_rates_parse_and_reject_clearly():
     assert study.parse_frame_rates(" 20 ", 10) == [20]
     assert study.parse_frame_rates(10, 20) == [10]  # papermill passes `-p frame_rates 10` as an integer
     assert study.parse_frame_rates("", 10) == [10]
+    assert study.parse_frame_rates("", (10, 20), "ablation_frame_rates") == [10, 20]  # a list fallback
+    with pytest.raises(CompressLibError, match="^ablation_frame_rates must list"):
+        study.parse_frame_rates("30", (10, 20), "ablation_frame_rates")
     with pytest.raises(CompressLibError, match="from 10, 20"):
         study.parse_frame_rates("10,15", 20)
     with pytest.raises(CompressLibError, match="twice"):

@@ -12,8 +12,8 @@ For each experiment of tools/study_plan.py, in order:
 - The executed notebook becomes `data/results/<preset>/<stem>.ipynb` (a book page) only when it succeeded; a
   failed run is kept under <work>/<preset>/failed/ and nothing already computed is replaced.
 - `data/results/<preset>/<stem>.run.json` records what the run used (hash of the notebook source, parameters,
-  versions, duration). A notebook whose source and parameters match its record is up to date and skipped;
-  `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is reported.)
+  versions, duration). A notebook whose source and parameters (its thread count aside) match its record is up
+  to date and skipped; `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is reported.)
 - `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total (the book's
   reproducibility appendix shows the published run's).
 Notebooks that do not exist yet are listed as missing. Nothing is ever faked: the exit status is 0 only when
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_plan import EXPERIMENTS, PUBLISHED_PRESET, RESULTS_DIR, ROOT, Experiment  # noqa: E402
 
 PRESETS = ("smoke", "study", "paper")
+STUDY_FRAME_RATES = "10,20"  # the notebooks' own default: the study needs both frame rates
 # Size of the generated stand-in corpus per preset (`compress-lib corpus --scale`; 1 = about 7 hours).
 from compress_lib.study import CORPUS_SCALE  # noqa: E402  (the corpus of each preset)
 
@@ -92,7 +93,8 @@ def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
     if args.frame_ms is not None:
         offered["frame_ms"] = args.frame_ms
     if args.frame_rates is not None:
-        offered["frame_rates"] = args.frame_rates
+        pinned = exp.frame_rates is not None and args.frame_rates and args.preset != "smoke"  # smoke tests every rate
+        offered["frame_rates"] = exp.frame_rates if pinned else args.frame_rates
     if args.threads is not None:
         offered["threads"] = args.threads
     return {k: v for k, v in offered.items() if k in declared}
@@ -107,7 +109,14 @@ def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, pa
     if not (exp.executed(preset, results).is_file() and record.is_file()):
         return False
     saved = json.loads(record.read_text())
-    return saved.get("source_sha256") == source_hash and saved.get("parameters") == params
+    return saved.get("source_sha256") == source_hash and without_threads(saved.get("parameters", {})) == \
+        without_threads(params)
+
+
+def without_threads(params: dict) -> dict:
+    """The parameters that decide a notebook's work: its thread count changes only the speed (and the last digits
+    of floating-point sums), so a run that differs from the last only in threads is up to date."""
+    return {k: v for k, v in params.items() if k != "threads"}
 
 
 def to_ipynb(source: Path, dest: Path) -> Path:
@@ -117,6 +126,30 @@ def to_ipynb(source: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(jupytext.read(source), dest, fmt="ipynb")
     return dest
+
+
+def rates(params: dict) -> set[str]:
+    return {r.strip() for r in str(params.get("frame_rates", "")).split(",") if r.strip()}
+
+
+def earlier_parts(previous: dict | None, params: dict, force: bool) -> list[dict]:
+    """The runs this one continues: a study done in parts (e.g. `--frame-rates 20`, later the default 10,20)
+    reruns each notebook with more frame rates, and the notebook reuses the checkpoints of the rates already
+    done, so the notebook's cost is the sum of its parts. Only a run that adds frame rates to an otherwise
+    identical earlier run continues it; `--force` (a run from scratch) or any other change starts afresh."""
+    if force or not previous:
+        return []
+    old_params = previous.get("parameters", {})
+
+    def others(p: dict) -> dict:
+        return {k: v for k, v in without_threads(p).items() if k != "frame_rates"}
+
+    if not (others(old_params) == others(params) and rates(old_params) and rates(old_params) < rates(params)):
+        return []
+    return previous.get("parts") or [{"frame_rates": old_params.get("frame_rates", ""),
+                                       "threads": old_params.get("threads", ""),
+                                       "duration_s": previous.get("duration_s"),
+                                       "finished_utc": previous.get("finished_utc", "")}]
 
 
 def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
@@ -153,15 +186,22 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     seconds = time.perf_counter() - start
 
     executed = exp.executed(args.preset, args.results)
+    previous = record_path(exp, args.preset, args.results)
+    previous = json.loads(previous.read_text()) if previous.is_file() else None
     executed.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(running), executed)
+    this_part = {"frame_rates": params.get("frame_rates", ""), "threads": params.get("threads", ""),
+                 "duration_s": round(seconds, 1),
+                 "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    parts = earlier_parts(previous, params, args.force) + [this_part]
     record = {
         "notebook": rel(exp.source),
         "source_sha256": source_hash,
         "parameters": params,
         "compress_lib_sha256": code_sha,
-        "duration_s": round(seconds, 1),
-        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "duration_s": round(sum(part["duration_s"] for part in parts), 1),
+        "finished_utc": this_part["finished_utc"],
+        "parts": parts,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -174,8 +214,10 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
 def write_run_times(preset_dir: Path) -> Path | None:
     """`run_times.csv` beside the executed notebooks: the last run of each, from its .run.json, and the total.
 
-    Columns: notebook, frame_rates, threads, duration_s, finished_utc. A notebook rerun with its checkpoints in
-    place shows the rerun's (short) time, so the total is the study's cost only after a run from scratch.
+    Columns: notebook, frame_rates, threads, duration_s, finished_utc, parts. A notebook run in parts (one frame
+    rate, then both; see `earlier_parts`) shows the sum of its parts, each listed as `rates: seconds`. A
+    notebook rerun with `--force` over checkpoints already in place shows the rerun's (short) time, so the total
+    is the study's cost only after a run from scratch.
     """
     records = sorted(preset_dir.glob("*.run.json"))
     if not records:
@@ -186,10 +228,12 @@ def write_run_times(preset_dir: Path) -> Path | None:
         params = saved.get("parameters", {})
         rows.append({"notebook": record.name[: -len(".run.json")], "frame_rates": params.get("frame_rates", ""),
                      "threads": params.get("threads", ""), "duration_s": saved.get("duration_s", ""),
-                     "finished_utc": saved.get("finished_utc", "")})
+                     "finished_utc": saved.get("finished_utc", ""),
+                     "parts": "; ".join(f"{p['frame_rates'] or '-'} ms: {p['duration_s']} s" for p in parts)
+                     if len(parts := saved.get("parts", [])) > 1 else ""})
     total = sum(float(r["duration_s"]) for r in rows if r["duration_s"] != "")
     rows.append({"notebook": "total", "frame_rates": "", "threads": "", "duration_s": round(total, 1),
-                 "finished_utc": max(r["finished_utc"] for r in rows)})
+                 "finished_utc": max(r["finished_utc"] for r in rows), "parts": ""})
     out = preset_dir / "run_times.csv"
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -238,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=None,
                         help="pass this frame rate to every notebook (default: each notebook's own)")
     parser.add_argument("--frame-rates", default=None, metavar="MS[,MS]",
-                        help="pass frame_rates to every notebook that has it, e.g. 20 to run the 20 ms half "
-                             "first (a later run with the default 10,20 adds 10 ms and reuses what is done)")
+                        help="pass frame_rates to every notebook that has it (default: 10,20, the study's "
+                             "two rates, or none with --frame-ms); e.g. 20 runs the 20 ms half first, and a later run with the default "
+                             "adds 10 ms, reusing what is done (run_times.csv then lists both parts)")
     parser.add_argument("--threads", type=int, default=None,
                         help="pass this CPU thread count to every notebook (1 keeps a run fast while other work "
                              "shares the machine: PyTorch's threads slow down badly on busy cores)")
@@ -251,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.work = args.work.resolve()
     args.results = args.results.resolve()
+    if args.frame_rates is None:
+        args.frame_rates = "" if args.frame_ms is not None else STUDY_FRAME_RATES
     if args.corpus_scale is None:
         args.corpus_scale = CORPUS_SCALE[args.preset]
     if args.verbose:

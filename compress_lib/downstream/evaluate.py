@@ -79,7 +79,9 @@ class ProbeHParams:
 # SID chosen again when the SID splits grew threefold (24 / 6 / 10 utterances per speaker; `tools/tune_probe.py`,
 # data/probe_search_sid.csv): on the dense model's dev set (360 utterances) lr 1e-2 / 20000 steps scored 59.7
 # (chosen), lr 1e-2 / 5000 57.5, lr 3e-2 / 5000 57.8, lr 3e-2 / 20000 57.2, lr 1e-1 56.1 / 56.7.
-# PR costs ~45 s and SID ~50 s of one CPU core per model (20 ms).
+# Cost per model at 20 ms, one CPU core (the study run): PR ~2 min (hidden states of its splits ~55 s, probe
+# ~70 s), SID ~4 min (hidden states of 2,400 utterances ~155 s, probe ~80 s); hidden states and the PR probe
+# cost about twice as much at 10 ms.
 DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
     "smoke": {
         "pr": ProbeHParams(lr=1e-2, steps=40, batch=8, eval_every=20),
