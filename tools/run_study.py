@@ -13,7 +13,8 @@ For each experiment of tools/study_plan.py, in order:
   failed run is kept under <work>/<preset>/failed/ and nothing already computed is replaced.
 - `data/results/<preset>/<stem>.run.json` records what the run used (hash of the notebook source, parameters,
   versions, duration). A notebook whose source and parameters (its thread count aside) match its record is up
-  to date and skipped; `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is reported.)
+  to date and skipped; `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is
+  reported.)
 - `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total (the book's
   reproducibility appendix shows the published run's).
 Notebooks that do not exist yet are listed as missing. Nothing is ever faked: the exit status is 0 only when
@@ -282,9 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=None,
                         help="pass this frame rate to every notebook (default: each notebook's own)")
     parser.add_argument("--frame-rates", default=None, metavar="MS[,MS]",
-                        help="pass frame_rates to every notebook that has it (default: 10,20, the study's "
-                             "two rates, or none with --frame-ms); e.g. 20 runs the 20 ms half first, and a later run with the default "
-                             "adds 10 ms, reusing what is done (run_times.csv then lists both parts)")
+                        help="pass frame_rates to every notebook that has it (default: 10,20, the study's two "
+                             "rates, or none with --frame-ms); e.g. 20 runs the 20 ms half first, and a later run "
+                             "with the default adds 10 ms, reusing what is done (run_times.csv lists both parts)")
     parser.add_argument("--threads", type=int, default=None,
                         help="pass this CPU thread count to every notebook (1 keeps a run fast while other work "
                              "shares the machine: PyTorch's threads slow down badly on busy cores)")
