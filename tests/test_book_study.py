@@ -110,7 +110,7 @@ def test_a_study_run_in_parts_sums_the_parts_of_each_notebook(tmp_path):
     (tmp_path / "02_b.run.json").write_text(json.dumps(record))
     row = next(csv.DictReader(run_study.write_run_times(tmp_path).open()))
     assert float(row["duration_s"]) == 1700.0
-    assert row["parts"] == "20 ms: 700.0 s; 10,20 ms: 1000.0 s"
+    assert row["parts"] == "20 ms: 700.0 s; 10,20 ms, 1 thread: 1000.0 s"
 
 
 def test_threads_alone_do_not_make_a_notebook_out_of_date(tmp_path):

@@ -212,13 +212,20 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     return "ran", seconds
 
 
+def part_text(part: dict) -> str:
+    """'10,20 ms, 1 thread: 980.0 s' (the thread count only when the run set one)."""
+    threads = part.get("threads")
+    on = f", {threads} thread{'s' if threads != 1 else ''}" if threads not in ("", None) else ""
+    return f"{part['frame_rates'] or '-'} ms{on}: {part['duration_s']} s"
+
+
 def write_run_times(preset_dir: Path) -> Path | None:
     """`run_times.csv` beside the executed notebooks: the last run of each, from its .run.json, and the total.
 
     Columns: notebook, frame_rates, threads, duration_s, finished_utc, parts. A notebook run in parts (one frame
-    rate, then both; see `earlier_parts`) shows the sum of its parts, each listed as `rates: seconds`. A
-    notebook rerun with `--force` over checkpoints already in place shows the rerun's (short) time, so the total
-    is the study's cost only after a run from scratch.
+    rate, then both; see `earlier_parts`) shows the sum of its parts, each listed as `rates ms[, threads]:
+    seconds`. A notebook rerun with `--force` over checkpoints already in place shows the rerun's (short) time,
+    so the total is the study's cost only after a run from scratch.
     """
     records = sorted(preset_dir.glob("*.run.json"))
     if not records:
@@ -230,8 +237,8 @@ def write_run_times(preset_dir: Path) -> Path | None:
         rows.append({"notebook": record.name[: -len(".run.json")], "frame_rates": params.get("frame_rates", ""),
                      "threads": params.get("threads", ""), "duration_s": saved.get("duration_s", ""),
                      "finished_utc": saved.get("finished_utc", ""),
-                     "parts": "; ".join(f"{p['frame_rates'] or '-'} ms: {p['duration_s']} s" for p in parts)
-                     if len(parts := saved.get("parts", [])) > 1 else ""})
+                     "parts": "; ".join(part_text(p) for p in parts) if len(parts := saved.get("parts", [])) > 1
+                     else ""})
     total = sum(float(r["duration_s"]) for r in rows if r["duration_s"] != "")
     rows.append({"notebook": "total", "frame_rates": "", "threads": "", "duration_s": round(total, 1),
                  "finished_utc": max(r["finished_utc"] for r in rows), "parts": ""})
