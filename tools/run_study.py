@@ -41,7 +41,7 @@ from study_plan import EXPERIMENTS, PUBLISHED_PRESET, RESULTS_DIR, ROOT, Experim
 PRESETS = ("smoke", "study", "paper")
 STUDY_FRAME_RATES = "10,20"  # the notebooks' own default: the study needs both frame rates
 # Size of the generated stand-in corpus per preset (`compress-lib corpus --scale`; 1 = about 7 hours).
-from compress_lib.study import CORPUS_SCALE  # noqa: E402  (the corpus of each preset)
+from compress_lib.study import CORPUS_SCALE, parse_frame_rates  # noqa: E402  (the corpus of each preset)
 
 
 def corpus_dir(work: Path, scale: float) -> Path:
@@ -129,10 +129,6 @@ def to_ipynb(source: Path, dest: Path) -> Path:
     return dest
 
 
-def rates(params: dict) -> set[str]:
-    return {r.strip() for r in str(params.get("frame_rates", "")).split(",") if r.strip()}
-
-
 def earlier_parts(previous: dict | None, params: dict, force: bool) -> list[dict]:
     """The runs this one continues: a study done in parts (e.g. `--frame-rates 20`, later the default 10,20)
     reruns each notebook with more frame rates, and the notebook reuses the checkpoints of the rates already
@@ -145,7 +141,8 @@ def earlier_parts(previous: dict | None, params: dict, force: bool) -> list[dict
     def others(p: dict) -> dict:
         return {k: v for k, v in without_threads(p).items() if k != "frame_rates"}
 
-    if not (others(old_params) == others(params) and rates(old_params) and rates(old_params) < rates(params)):
+    old_rates, new_rates = (set(parse_frame_rates(p.get("frame_rates", ""), [])) for p in (old_params, params))
+    if not (others(old_params) == others(params) and old_rates and old_rates < new_rates):
         return []
     return previous.get("parts") or [{"frame_rates": old_params.get("frame_rates", ""),
                                        "threads": old_params.get("threads", ""),
@@ -187,8 +184,8 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     seconds = time.perf_counter() - start
 
     executed = exp.executed(args.preset, args.results)
-    previous = record_path(exp, args.preset, args.results)
-    previous = json.loads(previous.read_text()) if previous.is_file() else None
+    record_file = record_path(exp, args.preset, args.results)
+    previous = json.loads(record_file.read_text()) if record_file.is_file() else None
     executed.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(running), executed)
     this_part = {"frame_rates": params.get("frame_rates", ""), "threads": params.get("threads", ""),
