@@ -195,6 +195,24 @@ def test_real_time_factor_of_truncated_model_and_bad_arguments():
             real_time_factor(model, seconds=1, device="cuda")
 
 
+def test_interleaved_real_time_factors_time_every_model_in_turns():
+    from compress_lib.efficiency import interleaved_real_time_factors
+
+    model, other = melhubert(), melhubert()
+    other.train()
+    before = torch.get_num_threads()
+    results = interleaved_real_time_factors([(model, None), (other, 1)], seconds=1, repeats=3, warmup=1, threads=1)
+    assert torch.get_num_threads() == before and other.training  # thread count and mode restored
+    assert len(results) == 2
+    for rtf in results:
+        assert rtf["threads"] == 1 and rtf["repeats"] == 3 and len(rtf["times_s"]) == 3
+        assert 0 < rtf["spread"][0] <= rtf["median"] <= rtf["spread"][1]
+    with pytest.raises(CompressLibError):
+        interleaved_real_time_factors([(model, None)], seconds=0)
+    with pytest.raises(CompressLibError):
+        interleaved_real_time_factors([(model, None)], seconds=1, repeats=0)
+
+
 @pytest.mark.parametrize("frame_ms,shape", [(10, (2, 98, 40)), (20, (2, 49, 80))])
 def test_log_mel_features(frame_ms, shape):
     feats = log_mel_features(0.1 * torch.randn(2, 16000), frame_ms)

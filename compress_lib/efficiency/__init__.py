@@ -3,6 +3,7 @@
     count_parameters(model, masks=None, num_layers=None) -> dict      total / params / nonzero / per component
     macs_per_second(model, masks=None, num_layers=None) -> int        ptflops (aten), attention included
     real_time_factor(model, seconds=10, batch=1, device="cpu", repeats=5, num_layers=None) -> dict
+    interleaved_real_time_factors([(model, num_layers), ...], seconds=10, repeats=10) -> [dict]  taking turns
     operator_calls(model, seconds=1, batch=1, device="cpu", num_layers=None) -> int
     profile_model(model, masks=None, num_layers=None, seconds=10, batch=1, device="cpu") -> dict
 
@@ -19,7 +20,12 @@ from compress_lib.efficiency.macs import COUNTING_CONVENTION, count_macs, macs_p
 from compress_lib.efficiency.ops import operator_call_counts, operator_calls
 from compress_lib.efficiency.params import component_of, count_parameters
 from compress_lib.efficiency.profile import profile_model
-from compress_lib.efficiency.runtime import log_mel_features, real_time_factor, rtf_sweep
+from compress_lib.efficiency.runtime import (
+    interleaved_real_time_factors,
+    log_mel_features,
+    real_time_factor,
+    rtf_sweep,
+)
 
 __all__ = [
     "COUNTING_CONVENTION",
@@ -29,6 +35,7 @@ __all__ = [
     "component_of",
     "count_macs",
     "count_parameters",
+    "interleaved_real_time_factors",
     "log_mel_features",
     "macs_per_second",
     "operator_call_counts",

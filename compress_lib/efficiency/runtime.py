@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 
@@ -169,6 +169,37 @@ def real_time_factor(
         "repeats": repeats,
         "warmup": warmup,
     }
+
+
+def interleaved_real_time_factors(
+    models,
+    seconds: float = 10.0,
+    batch: int = 1,
+    device: str = "cpu",
+    repeats: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+) -> list[dict]:
+    """Real-time factors of several models timed together, in turns: one forward of each, then the next round.
+
+    `models` holds (model, num_layers) pairs (num_layers None: every layer). Timing one model after another puts
+    minutes between their measurements, and a shared machine's speed drifts over minutes: on the study's 2-core
+    machine the same 20 ms architecture measured 0.0067 to 0.0103 that way. Taking turns gives every model the
+    same load, so the ratios between their real-time factors hold. Returns one dict per model, in order:
+    {"median", "spread", "quartiles", "times_s", "threads", "device", "seconds", "batch", "repeats", "warmup"}.
+    Features are not timed (see `real_time_factor` for MelHuBERT's log-Mel cost).
+    """
+    check_seconds_batch(seconds, batch)
+    check_device(device)
+    with num_threads(threads) as used_threads, ExitStack() as restore:
+        forwards = []
+        for model, num_layers in models:
+            restore.enter_context(evaluating_on(model, device))
+            inputs = example_inputs(model, seconds, batch, num_layers, device)
+            forwards.append(lambda model=model, inputs=inputs: model(**inputs))
+        times = time_interleaved(forwards, device, warmup, repeats)
+    return [{**summarise(t, seconds * batch), "times_s": t, "threads": used_threads, "device": device,
+             "seconds": seconds, "batch": batch, "repeats": repeats, "warmup": warmup} for t in times]
 
 
 def rtf_sweep(model, seconds_list=(1, 5, 10, 30), batches=(1,), **kwargs) -> list[dict]:
