@@ -3,7 +3,8 @@
 Rows are keyed by (model, frame_ms). Each step of the study fills its own columns: pretraining or compression
 the loss, profiling the efficiency columns, `evaluate pr` the PER, `evaluate sid` the accuracy. Updating a row
 merges the given values into it (a value of None leaves the cell as it is); the file is rewritten atomically
-under a lock, so concurrent evaluations never lose each other's cells.
+under a lock, so concurrent evaluations never lose each other's cells. `drop_summary_rows` removes the rows an
+earlier run left behind that the current one no longer evaluates.
 
 Columns (empty where not applicable):
     model             name of the model (unique per frame rate)
@@ -82,6 +83,28 @@ def update_summary(path: str | os.PathLike, row: dict) -> dict[str, str]:
             rows.append(merged)
         _write_atomic(path, rows)
     return merged
+
+
+def drop_summary_rows(path: str | os.PathLike, frame_rates, methods, keep) -> list[dict[str, str]]:
+    """Remove the rows of `methods` at `frame_rates` whose (model, frame_ms) is not in `keep`; returns them.
+
+    A run that evaluates a set of models (the downstream notebook) owns the table's rows of its methods and frame
+    rates: a row it did not write this time is a result of an earlier run (a model no longer among its points,
+    an older probe setting) and must not stand in for a measurement. Rows of other methods (the CLI's own
+    evaluations under another method name, zoo models) and of other frame rates are left alone.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rates = {str(int(r)) for r in frame_rates}
+    keep = {(str(model), str(int(rate))) for model, rate in keep}
+    with _locked(path):
+        rows = read_summary(path)
+        dropped = [r for r in rows if r["frame_ms"] in rates and r["method"] in set(methods)
+                   and (r["model"], r["frame_ms"]) not in keep]
+        if dropped:
+            _write_atomic(path, [r for r in rows if r not in dropped])
+    return dropped
 
 
 def _cell(value) -> str:

@@ -9,7 +9,7 @@ import multiprocessing
 import pytest
 
 from compress_lib.errors import CompressLibError
-from compress_lib.results import SUMMARY_COLUMNS, read_summary, summary_path, update_summary
+from compress_lib.results import SUMMARY_COLUMNS, drop_summary_rows, read_summary, summary_path, update_summary
 
 
 def test_columns_are_exactly_those_of_the_study():
@@ -44,6 +44,18 @@ def test_rows_merge_by_model_and_frame_rate(tmp_path):
 
     update_summary(path, {"model": "dense", "frame_ms": 20, "per": 20.0})  # a re-evaluation replaces the cell
     assert read_summary(path)[0]["per"] == "20.0"
+
+
+def test_rows_an_earlier_run_left_are_dropped_only_for_its_methods_and_rates(tmp_path):
+    path = tmp_path / "summary.csv"
+    assert drop_summary_rows(path, [20], ["distill"], set()) == []  # no table: nothing to drop
+    for model, method, rate in [("distill-0.5", "distill", 20), ("distill-0.1667", "distill", 20),
+                                ("distill-0.1667", "distill", 10), ("mine", "zoo", 20)]:
+        update_summary(path, {"model": model, "method": method, "frame_ms": rate, "per": 30.0})
+    dropped = drop_summary_rows(path, [20], ["dense", "distill"], {("distill-0.5", 20)})
+    assert [(r["model"], r["frame_ms"]) for r in dropped] == [("distill-0.1667", "20")]
+    assert [(r["model"], r["frame_ms"]) for r in read_summary(path)] == [
+        ("distill-0.5", "20"), ("distill-0.1667", "10"), ("mine", "20")]  # other rates and methods stay
 
 
 def test_bad_rows_are_refused(tmp_path):
