@@ -404,3 +404,36 @@ def all_verdicts(summary: pd.DataFrame, frame_ms: int, per_tolerance: float = PE
         combined_beats_distillation(summary, frame_ms, rtf_tolerance=rtf_tolerance, **quality),
     ]
     return pd.DataFrame([{"frame_ms": frame_ms, **row} for row in rows], columns=list(VERDICT_COLUMNS))
+
+
+# -- the title question: does a smaller model run faster? ----------------------------------------------------------
+COST_COLUMNS = {"macs_per_second": "macs_fraction", "nonzero_params": "params_fraction",
+                "real_time_factor": "rtf_fraction"}  # summary column -> its fraction of the dense model's
+
+
+def relative_cost(summary: pd.DataFrame, frame_ms: int) -> pd.DataFrame:
+    """Every main model of `frame_ms` with its MACs per second, non-zero parameters and real-time factor as
+    fractions of the dense model's (columns model, method, density, per, macs_fraction, params_fraction,
+    rtf_fraction), densest first within each method. Models without all three are left out; an empty table when
+    the dense model lacks them."""
+    table = rows_at(summary, frame_ms).dropna(subset=list(COST_COLUMNS))
+    dense = dense_row(table, *COST_COLUMNS)
+    out = pd.DataFrame(columns=["model", "method", "density", "per", *COST_COLUMNS.values()])
+    if dense is None:
+        return out
+    table = table[~table["method"].isin(["fbank", "random-init"])].copy()
+    for column, fraction in COST_COLUMNS.items():
+        table[fraction] = table[column] / dense[column]
+    table = table.sort_values(["method", "density"], ascending=[True, False], kind="stable")
+    return table[list(out.columns)].reset_index(drop=True)
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman's rank correlation of two equally long sequences (ties get their average rank); NaN with fewer
+    than 3 pairs or when either side is constant."""
+    x, y = pd.Series(list(x), dtype=float), pd.Series(list(y), dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"rank_correlation needs sequences of one length, got {len(x)} and {len(y)}")
+    if len(x) < 3 or x.nunique() < 2 or y.nunique() < 2:
+        return float("nan")
+    return float(np.corrcoef(x.rank(), y.rank())[0, 1])

@@ -160,6 +160,46 @@ def test_smoke_run_of_a_notebook_then_skipped_when_up_to_date(tmp_path, capsys):
     assert executed.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
+def test_smoke_run_of_the_smaller_faster_notebook_on_a_given_table(tmp_path):
+    """11_smaller_faster divides every cost by the dense model's, ranks size against runtime and collects the
+    verdicts; with no table it says so and writes no numbers."""
+    results = tmp_path / "results" / "smoke"
+    rows = [  # model, method, density, MACs per second, non-zero parameters, real-time factor, PER
+        ("dense", "dense", 1.0, 100, 1000, 0.10, 30.0),
+        ("heads-0.5", "heads", 0.5, 80, 800, 0.06, 31.0),
+        ("ffn-0.5", "ffn", 0.5, 60, 600, 0.08, 32.0),
+        ("distill-0.5", "distill", 0.5, 50, 500, 0.05, 33.0),
+        ("weight-0.3", "weight", 0.3, 30, 300, 0.10, 34.0),
+    ]
+    results.mkdir(parents=True)
+    with open(results / "summary.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "method", "density", "frame_ms", "params", "nonzero_params", "macs_per_second",
+                         "real_time_factor", "per", "sid_accuracy", "pretrain_loss"])
+        for model, method, density, macs, params, rtf, per in rows:
+            writer.writerow([model, method, density, 20, params, params, macs, rtf, per, "", ""])
+    (results / "09_efficiency").mkdir()
+    (results / "09_efficiency" / "verdicts.csv").write_text(
+        "frame_ms,id,finding,paper,ours,verdict\n20,f,heads faster,cited,measured,reproduced\n")
+    assert run_study.main(study_args(tmp_path, "--only", "11_smaller_faster")) == 0
+    out = results / "11_smaller_faster"
+    sparsest = {r["method"]: r for r in csv.DictReader(open(out / "sparsest.csv"))}
+    assert float(sparsest["heads"]["rtf_fraction"]) == pytest.approx(0.6)
+    assert float(sparsest["heads"]["time saved per MAC saved"]) == pytest.approx(0.4 / 0.2)
+    assert float(sparsest["weight"]["time saved per MAC saved"]) == pytest.approx(0.0)  # masks save no time
+    summary = json.loads((out / "summary.json").read_text())
+    (answer,) = summary["answers"]
+    assert answer["rank correlation MACs / runtime (no masked models)"] == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
+    assert answer["fastest"] == "distill-0.5" and answer["fewest MACs (no masked models)"] == "distill-0.5"
+    assert summary["verdict_counts"] == {"reproduced": 1}
+
+    (results / "summary.csv").unlink()  # no table: nothing compared, no file of an earlier run left standing
+    assert run_study.main(study_args(tmp_path, "--only", "11_smaller_faster", "--force")) == 0
+    assert not (out / "sparsest.csv").exists()
+    assert json.loads((out / "summary.json").read_text())["answers"] == []
+
+
 FAILING_NOTEBOOK = """\
 ---
 jupytext:
@@ -248,11 +288,17 @@ COMPRESSION_NOTEBOOKS = {  # notebook -> its results table
 def test_smoke_run_of_the_compression_notebooks(tmp_path):
     """03..07 at the smoke preset, in one work folder: each makes the corpus and teachers it finds missing,
     07 reuses the students of 06, and every checkpoint of the results tables exists; 08 then evaluates PR and
-    SID of the references and of trajectory points of every method into the study's summary.csv."""
+    SID of the references and of trajectory points of every method into the study's summary.csv, dropping a row an
+    earlier run left; 09 times every model in turns and 11 compares runtime with size."""
     import pandas as pd
 
-    assert run_study.main(study_args(tmp_path, "--only", *COMPRESSION_NOTEBOOKS, "08_downstream")) == 0
+    from compress_lib.results import update_summary
+
     results, work = tmp_path / "results" / "smoke", tmp_path / "work" / "smoke"
+    update_summary(results / "summary.csv", {"model": "distill-0.999", "method": "distill", "frame_ms": 20, "per": 1.0})
+    update_summary(results / "summary.csv", {"model": "mine", "method": "zoo", "frame_ms": 20, "per": 2.0})
+    notebooks = (*COMPRESSION_NOTEBOOKS, "08_downstream", "09_efficiency", "11_smaller_faster")
+    assert run_study.main(study_args(tmp_path, "--only", *notebooks)) == 0
     for stem, name in COMPRESSION_NOTEBOOKS.items():
         table = pd.read_csv(results / stem / f"{name}.csv")
         assert set(table["frame_ms"]) == {10, 20} and len(table) >= 4, stem
@@ -263,12 +309,26 @@ def test_smoke_run_of_the_compression_notebooks(tmp_path):
     students = json.loads((results / "07_combined" / "summary.json").read_text())["students"]
     assert all(s.endswith("model.pt") and "distill-" in s for s in students.values())  # 06's students, reused
     summary = pd.read_csv(results / "summary.csv")
+    assert "distill-0.999" not in set(summary["model"])  # an earlier run's row never stands in for a result
+    assert summary.loc[summary["model"] == "mine", "per"].tolist() == [2.0]  # another method's row stays
+    summary = summary[summary["model"] != "mine"]
     expected = {"fbank", "random-init", "dense", "weight", "heads", "ffn", "distill", "truncate", "combined"}
     assert set(summary["method"]) == expected and set(summary["frame_ms"]) == {10, 20}
     assert summary["per"].between(0, 200).all() and summary["sid_accuracy"].between(0, 100).all()
     assert (summary.loc[summary["method"] != "fbank", "macs_per_second"] > 0).all()
     downstream = json.loads((results / "08_downstream" / "summary.json").read_text())
     assert downstream["sanity"]["judged"] is False and downstream["not_evaluated"] == []
+    cost = pd.read_csv(results / "08_downstream" / "evaluation_cost.csv")
+    assert set(cost["task"]) == {"pr", "sid"} and (cost["cpu_total"] > 0).all()
+    assert cost["evaluations"].sum() == 2 * len(summary[summary["method"] != "fbank"]) + 4  # fbank: 2 rates x 2
+
+    timings = pd.read_csv(results / "09_efficiency" / "model_timings.csv")  # every model with a cost, in turns
+    timed = summary.dropna(subset=["real_time_factor"])
+    assert len(timings) == len(timed) and (timings["repeats"] == 2).all()
+    merged = timed.merge(timings, on=["model", "frame_ms"], suffixes=("", "_pass"))
+    assert (merged["real_time_factor"] == merged["real_time_factor_pass"]).all()  # the table holds the pass's
+    answers = json.loads((results / "11_smaller_faster" / "summary.json").read_text())["answers"]
+    assert {a["frame_ms"] for a in answers} == {10, 20}
 
 
 @pytest.mark.slow

@@ -181,3 +181,30 @@ def test_every_verdict_is_reachable_through_all_verdicts(verdict):
     tables = [table(), table().iloc[0:0], table({("distill", 0.5): {"per": 41.0}}),
               table({("weight", 0.8): {"per": 50.0}})]
     assert any(verdict in set(all_verdicts(t, 20)["verdict"]) for t in tables)
+
+
+# -- the title question ----------------------------------------------------------------------------------------
+def test_relative_cost_divides_by_the_dense_model_of_the_same_rate():
+    from compress_lib.verdicts import relative_cost
+
+    t = pd.concat([table(), table({("dense", 1.0): {"real_time_factor": 0.2}}, frame_ms=10)], ignore_index=True)
+    rel = relative_cost(t, 20)
+    heads = rel[rel["model"] == "heads-0.5"].iloc[0]
+    assert heads["macs_fraction"] == pytest.approx(0.85) and heads["params_fraction"] == pytest.approx(0.85)
+    assert heads["rtf_fraction"] == pytest.approx(0.7)
+    assert relative_cost(t, 10).set_index("model").loc["heads-0.5", "rtf_fraction"] == pytest.approx(0.35)
+    weight = rel[rel["method"] == "weight"]
+    assert list(weight["density"]) == sorted(weight["density"], reverse=True)  # densest first
+    assert (weight["rtf_fraction"] == 1.0).all() and weight["macs_fraction"].min() == pytest.approx(0.2)
+    assert relative_cost(table(drop("dense")), 20).empty  # no dense model: no fractions, nothing made up
+
+
+def test_rank_correlation():
+    from compress_lib.verdicts import rank_correlation
+
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert rank_correlation([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+    assert pd.isna(rank_correlation([1, 2], [1, 2])) and pd.isna(rank_correlation([1, 2, 3], [5, 5, 5]))
+    with pytest.raises(ValueError, match="one length"):
+        rank_correlation([1, 2, 3], [1, 2])

@@ -48,6 +48,7 @@ EXPERIMENTS = (
     Experiment("08_downstream", "downstream", "PR and SID against density (Figures 1 and 2)"),
     Experiment("09_efficiency", "efficiency", "parameters, MACs per second, real-time factor (Figure 3)"),
     Experiment("10_prior_work", "prior_work", "five published compressed models in the same framework (Figure 4)"),
+    Experiment("11_smaller_faster", "smaller_faster", "runtime against MACs and parameters; the verdicts collected"),
 )
 
 
