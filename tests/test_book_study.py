@@ -139,31 +139,9 @@ def test_an_experiment_can_pin_its_frame_rates(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_run_of_a_notebook_then_skipped_when_up_to_date(tmp_path, capsys):
-    args = study_args(tmp_path, "--only", "09_efficiency")
-    assert run_study.main(args) == 0
-    executed = tmp_path / "results" / "smoke" / "09_efficiency.ipynb"
-    record = json.loads(executed.with_suffix(".run.json").read_text())
-    assert record["parameters"]["preset"] == "smoke"
-    assert record["parameters"]["output_dir"] == str(tmp_path / "results" / "smoke" / "09_efficiency")
-    summary = json.loads((tmp_path / "results" / "smoke" / "09_efficiency" / "summary.json").read_text())
-    assert summary["parameters"]["preset"] == "smoke"
-    assert summary["paper_size_matches_released_checkpoint"] is True
-    nb = json.loads(executed.read_text())
-    assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
-    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
-    mtime = executed.stat().st_mtime_ns
-    capsys.readouterr()
-
-    assert run_study.main(args) == 0
-    assert "09_efficiency        up to date" in capsys.readouterr().out
-    assert executed.stat().st_mtime_ns == mtime
-
-
-@pytest.mark.slow
-def test_smoke_run_of_the_smaller_faster_notebook_on_a_given_table(tmp_path):
+def test_smoke_run_of_the_smaller_faster_notebook_then_skipped_when_up_to_date(tmp_path, capsys):
     """11_smaller_faster divides every cost by the dense model's, ranks size against runtime and collects the
-    verdicts; with no table it says so and writes no numbers."""
+    verdicts; an unchanged rerun is skipped; with no table it says so and writes no numbers."""
     results = tmp_path / "results" / "smoke"
     rows = [  # model, method, density, MACs per second, non-zero parameters, real-time factor, PER
         ("dense", "dense", 1.0, 100, 1000, 0.10, 30.0),
@@ -182,8 +160,14 @@ def test_smoke_run_of_the_smaller_faster_notebook_on_a_given_table(tmp_path):
     (results / "09_efficiency").mkdir()
     (results / "09_efficiency" / "verdicts.csv").write_text(
         "frame_ms,id,finding,paper,ours,verdict\n20,f,heads faster,cited,measured,reproduced\n")
-    assert run_study.main(study_args(tmp_path, "--only", "11_smaller_faster")) == 0
-    out = results / "11_smaller_faster"
+    args = study_args(tmp_path, "--only", "11_smaller_faster")
+    assert run_study.main(args) == 0
+    out, executed = results / "11_smaller_faster", results / "11_smaller_faster.ipynb"
+    record = json.loads(executed.with_suffix(".run.json").read_text())
+    assert record["parameters"]["preset"] == "smoke" and record["parameters"]["output_dir"] == str(out)
+    nb = json.loads(executed.read_text())
+    assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
     sparsest = {r["method"]: r for r in csv.DictReader(open(out / "sparsest.csv"))}
     assert float(sparsest["heads"]["rtf_fraction"]) == pytest.approx(0.6)
     assert float(sparsest["heads"]["time saved per MAC saved"]) == pytest.approx(0.4 / 0.2)
@@ -193,6 +177,11 @@ def test_smoke_run_of_the_smaller_faster_notebook_on_a_given_table(tmp_path):
     assert answer["rank correlation MACs / runtime (no masked models)"] == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
     assert answer["fastest"] == "distill-0.5" and answer["fewest MACs (no masked models)"] == "distill-0.5"
     assert summary["verdict_counts"] == {"reproduced": 1}
+    mtime = executed.stat().st_mtime_ns
+    capsys.readouterr()
+    assert run_study.main(args) == 0
+    assert "11_smaller_faster    up to date" in capsys.readouterr().out
+    assert executed.stat().st_mtime_ns == mtime
 
     (results / "summary.csv").unlink()  # no table: nothing compared, no file of an earlier run left standing
     assert run_study.main(study_args(tmp_path, "--only", "11_smaller_faster", "--force")) == 0
@@ -318,6 +307,8 @@ def test_smoke_run_of_the_compression_notebooks(tmp_path):
     assert (summary.loc[summary["method"] != "fbank", "macs_per_second"] > 0).all()
     downstream = json.loads((results / "08_downstream" / "summary.json").read_text())
     assert downstream["sanity"]["judged"] is False and downstream["not_evaluated"] == []
+    efficiency = json.loads((results / "09_efficiency" / "summary.json").read_text())
+    assert efficiency["paper_size_matches_released_checkpoint"] is True
     cost = pd.read_csv(results / "08_downstream" / "evaluation_cost.csv")
     assert set(cost["task"]) == {"pr", "sid"} and (cost["cpu_total"] > 0).all()
     assert cost["evaluations"].sum() == 2 * len(summary[summary["method"] != "fbank"]) + 4  # fbank: 2 rates x 2
