@@ -4,7 +4,8 @@ Rows are keyed by (model, frame_ms). Each step of the study fills its own column
 the loss, profiling the efficiency columns, `evaluate pr` the PER, `evaluate sid` the accuracy. Updating a row
 merges the given values into it (a value of None leaves the cell as it is); the file is rewritten atomically
 under a lock, so concurrent evaluations never lose each other's cells. `drop_summary_rows` removes the rows an
-earlier run left behind that the current one no longer evaluates.
+earlier run left behind that the current one no longer evaluates; `summary_frame` gives the table as a DataFrame
+with its numbers as numbers.
 
 Columns (empty where not applicable):
     model             name of the model (unique per frame rate)
@@ -38,6 +39,7 @@ SUMMARY_COLUMNS = (
     "per", "sid_accuracy", "pretrain_loss",
 )  # fmt: skip
 KEY_COLUMNS = ("model", "frame_ms")
+NUMERIC_COLUMNS = tuple(c for c in SUMMARY_COLUMNS if c not in ("model", "method"))
 
 
 def summary_path(preset: str, results_dir: str | os.PathLike | None = None) -> Path:
@@ -54,6 +56,16 @@ def read_summary(path: str | os.PathLike) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         return [{c: row.get(c) or "" for c in SUMMARY_COLUMNS} for row in reader]
+
+
+def summary_frame(rows):
+    """Rows of the table (`read_summary`'s list, or a DataFrame) as a pandas DataFrame with exactly
+    SUMMARY_COLUMNS, the numeric ones as numbers ("" and junk cells NaN)."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows).reindex(columns=list(SUMMARY_COLUMNS)).copy()
+    table[list(NUMERIC_COLUMNS)] = table[list(NUMERIC_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    return table
 
 
 def update_summary(path: str | os.PathLike, row: dict) -> dict[str, str]:
@@ -96,14 +108,17 @@ def drop_summary_rows(path: str | os.PathLike, frame_rates, methods, keep) -> li
     path = Path(path)
     if not path.is_file():
         return []
-    rates = {str(int(r)) for r in frame_rates}
+    rates, methods = {str(int(r)) for r in frame_rates}, set(methods)
     keep = {(str(model), str(int(rate))) for model, rate in keep}
+
+    def stale(row: dict) -> bool:
+        return row["frame_ms"] in rates and row["method"] in methods and (row["model"], row["frame_ms"]) not in keep
+
     with _locked(path):
         rows = read_summary(path)
-        dropped = [r for r in rows if r["frame_ms"] in rates and r["method"] in set(methods)
-                   and (r["model"], r["frame_ms"]) not in keep]
+        dropped = [r for r in rows if stale(r)]
         if dropped:
-            _write_atomic(path, [r for r in rows if r not in dropped])
+            _write_atomic(path, [r for r in rows if not stale(r)])
     return dropped
 
 

@@ -45,7 +45,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from compress_lib.results import SUMMARY_COLUMNS
+from compress_lib.results import summary_frame
 
 VERDICTS = ("reproduced", "not reproduced", "different", "not measured")
 VERDICT_COLUMNS = ("frame_ms", "id", "finding", "paper", "ours", "verdict")
@@ -56,7 +56,6 @@ DENSITY_TOLERANCE = 0.05  # absolute, when a density is compared with the paper'
 RTF_TOLERANCE = 0.10  # relative, when two real-time factors are compared
 
 METRIC = {"PR": "per", "SID": "sid_accuracy"}  # task -> its column
-NUMERIC = [c for c in SUMMARY_COLUMNS if c not in ("model", "method")]
 # Cited from the paper (section V-A): the lowest density that still keeps each task.
 PAPER_KEPT_DENSITY = {("weight", "PR"): 0.40, ("weight", "SID"): 0.20, ("heads", "PR"): 1 / 3, ("heads", "SID"): 1 / 3}
 RUNTIME_RIVALS = ("dense", "weight", "heads", "ffn", "truncate")  # what distillation's tradeoff is set against
@@ -66,9 +65,7 @@ RUNTIME_RIVALS = ("dense", "weight", "heads", "ffn", "truncate")  # what distill
 def rows_at(summary: pd.DataFrame, frame_ms: int) -> pd.DataFrame:
     """The main rows of one frame rate (from a DataFrame or `read_summary`'s list of rows), numeric columns as
     numbers (empty cells NaN), ablations left out."""
-    table = pd.DataFrame(summary).reindex(columns=list(SUMMARY_COLUMNS)).copy()
-    for column in NUMERIC:
-        table[column] = pd.to_numeric(table[column], errors="coerce")  # "" and junk -> NaN
+    table = summary_frame(summary)  # "" and junk -> NaN
     table["model"] = table["model"].fillna("").astype(str)
     table["method"] = table["method"].fillna("").astype(str)
     ablation = table["model"].str.contains(" (", regex=False)

@@ -127,50 +127,6 @@ def summarise(times: list[float], audio_seconds: float) -> dict:
     return {"median": statistics.median(rtf), "spread": [rtf[0], rtf[-1]], "quartiles": [q1, q3]}
 
 
-def real_time_factor(
-    model,
-    seconds: float = 10.0,
-    batch: int = 1,
-    device: str = "cpu",
-    repeats: int = 5,
-    warmup: int = 2,
-    num_layers: int | None = None,
-    threads: int | None = None,
-) -> dict:
-    """Real-time factor of `model` on `batch` random inputs of `seconds` of speech each.
-
-    Returns {"median", "spread": [min, max], "quartiles": [q1, q3], "times_s", "feature_median",
-    "feature_spread", "total_median" (features + encoder), "threads", "device", "seconds", "batch", "repeats",
-    "warmup"}; every RTF is wall time / (batch x seconds).
-    """
-    check_seconds_batch(seconds, batch)
-    check_device(device)
-    audio = seconds * batch
-    with num_threads(threads) as used_threads, evaluating_on(model, device):
-        inputs = example_inputs(model, seconds, batch, num_layers, device)
-        times = time_calls(lambda: model(**inputs), device, warmup, repeats)
-        feature_times = [0.0] * repeats
-        if isinstance(model, MelHuBERT):
-            g = torch.Generator().manual_seed(1)
-            wave = (0.1 * torch.randn(batch, round(seconds * SAMPLE_RATE), generator=g)).to(device)
-            frame_ms = model.cfg.frame_ms
-            feature_times = time_calls(lambda: log_mel_features(wave, frame_ms), device, warmup, repeats)
-    encoder, features = summarise(times, audio), summarise(feature_times, audio)
-    return {
-        **encoder,
-        "times_s": times,
-        "feature_median": features["median"],
-        "feature_spread": features["spread"],
-        "total_median": encoder["median"] + features["median"],
-        "threads": used_threads,
-        "device": device,
-        "seconds": seconds,
-        "batch": batch,
-        "repeats": repeats,
-        "warmup": warmup,
-    }
-
-
 def interleaved_real_time_factors(
     models,
     seconds: float = 10.0,
@@ -200,6 +156,40 @@ def interleaved_real_time_factors(
         times = time_interleaved(forwards, device, warmup, repeats)
     return [{**summarise(t, seconds * batch), "times_s": t, "threads": used_threads, "device": device,
              "seconds": seconds, "batch": batch, "repeats": repeats, "warmup": warmup} for t in times]
+
+
+def real_time_factor(
+    model,
+    seconds: float = 10.0,
+    batch: int = 1,
+    device: str = "cpu",
+    repeats: int = 5,
+    warmup: int = 2,
+    num_layers: int | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Real-time factor of `model` on `batch` random inputs of `seconds` of speech each.
+
+    Returns {"median", "spread": [min, max], "quartiles": [q1, q3], "times_s", "feature_median",
+    "feature_spread", "total_median" (features + encoder), "threads", "device", "seconds", "batch", "repeats",
+    "warmup"}; every RTF is wall time / (batch x seconds).
+    """
+    (encoder,) = interleaved_real_time_factors([(model, num_layers)], seconds, batch, device, repeats, warmup,
+                                               threads)
+    feature_times = [0.0] * repeats
+    if isinstance(model, MelHuBERT):
+        g = torch.Generator().manual_seed(1)
+        wave = (0.1 * torch.randn(batch, round(seconds * SAMPLE_RATE), generator=g)).to(device)
+        frame_ms = model.cfg.frame_ms
+        with num_threads(threads):
+            feature_times = time_calls(lambda: log_mel_features(wave, frame_ms), device, warmup, repeats)
+    features = summarise(feature_times, seconds * batch)
+    return {
+        **encoder,
+        "feature_median": features["median"],
+        "feature_spread": features["spread"],
+        "total_median": encoder["median"] + features["median"],
+    }
 
 
 def rtf_sweep(model, seconds_list=(1, 5, 10, 30), batches=(1,), **kwargs) -> list[dict]:
