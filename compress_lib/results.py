@@ -63,7 +63,11 @@ def summary_frame(rows):
     SUMMARY_COLUMNS, the numeric ones as numbers ("" and junk cells NaN)."""
     import pandas as pd
 
-    table = pd.DataFrame(rows).reindex(columns=list(SUMMARY_COLUMNS)).copy()
+    columns = list(SUMMARY_COLUMNS)  # a list of rows, even an empty one, keeps text columns (merges need them)
+    if isinstance(rows, pd.DataFrame):
+        table = rows.reindex(columns=columns)
+    else:
+        table = pd.DataFrame(list(rows), columns=columns)
     table[list(NUMERIC_COLUMNS)] = table[list(NUMERIC_COLUMNS)].apply(pd.to_numeric, errors="coerce")
     return table
 

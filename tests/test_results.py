@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import multiprocessing
 
+import pandas as pd
 import pytest
 
 from compress_lib.errors import CompressLibError
-from compress_lib.results import SUMMARY_COLUMNS, drop_summary_rows, read_summary, summary_path, update_summary
+from compress_lib.results import (
+    SUMMARY_COLUMNS, drop_summary_rows, read_summary, summary_frame, summary_path, update_summary,
+)
 
 
 def test_columns_are_exactly_those_of_the_study():
@@ -56,6 +59,17 @@ def test_rows_an_earlier_run_left_are_dropped_only_for_its_methods_and_rates(tmp
     assert [(r["model"], r["frame_ms"]) for r in dropped] == [("distill-0.1667", "20")]
     assert [(r["model"], r["frame_ms"]) for r in read_summary(path)] == [
         ("distill-0.5", "20"), ("distill-0.1667", "10"), ("mine", "20")]  # other rates and methods stay
+
+
+def test_summary_frame_reads_numbers_as_numbers_and_names_as_text(tmp_path):
+    path = tmp_path / "summary.csv"
+    empty = summary_frame(read_summary(path))
+    assert list(empty.columns) == list(SUMMARY_COLUMNS) and empty.empty
+    assert (empty.dtypes == object).all()  # as read_summary's rows give: mergeable with other empty tables
+    update_summary(path, {"model": "dense", "method": "dense", "frame_ms": 20, "per": 21.5})
+    table = summary_frame(read_summary(path))
+    assert table.loc[0, "per"] == 21.5 and table.loc[0, "frame_ms"] == 20 and pd.isna(table.loc[0, "sid_accuracy"])
+    assert table.loc[0, "model"] == "dense"
 
 
 def test_bad_rows_are_refused(tmp_path):
