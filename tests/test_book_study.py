@@ -310,7 +310,8 @@ def test_smoke_run_of_the_compression_notebooks(tmp_path):
     efficiency = json.loads((results / "09_efficiency" / "summary.json").read_text())
     assert efficiency["paper_size_matches_released_checkpoint"] is True
     cost = pd.read_csv(results / "08_downstream" / "evaluation_cost.csv")
-    assert set(cost["task"]) == {"pr", "sid"} and (cost["cpu_total"] > 0).all()
+    # CPU minutes rounded to 0.1: a fast machine's smoke evaluation rounds to 0.0, so only "recorded" is checked
+    assert set(cost["task"]) == {"pr", "sid"} and cost["cpu_total"].notna().all() and (cost["cpu_total"] >= 0).all()
     assert cost["evaluations"].sum() == 2 * len(summary[summary["method"] != "fbank"]) + 4  # fbank: 2 rates x 2
 
     timings = pd.read_csv(results / "09_efficiency" / "model_timings.csv")  # every model with a cost, in turns
