@@ -125,6 +125,45 @@ def test_threads_alone_do_not_make_a_notebook_out_of_date(tmp_path):
     assert not run_study.up_to_date(exp, "study", tmp_path, "h", {**params, "frame_rates": "20"})
 
 
+def notebook(*cells: tuple[str, str, list[str]]) -> dict:
+    """A minimal .ipynb dict of (cell type, source, tags) cells."""
+    return {"cells": [{"cell_type": kind, "metadata": {"tags": tags}, "source": source,
+                       **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+                      for kind, source, tags in cells], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_prose_and_tag_changes_refresh_the_page_and_keep_the_outputs(tmp_path):
+    """A notebook whose code is unchanged is not rerun: its page takes the new prose and tags, keeps its outputs
+    and the injected parameters (collapsed); changed code or parameters mean a rerun."""
+    exp = Experiment("01_x", "c", "w")
+    executed = notebook(("markdown", "old prose", []), ("code", "preset = 'smoke'", ["parameters"]),
+                        ("code", "preset = 'study'", ["injected-parameters"]), ("code", "print(1)", []))
+    executed["cells"][3]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
+    exp.executed("study", tmp_path).parent.mkdir(parents=True)
+    exp.executed("study", tmp_path).write_text(json.dumps(executed))
+    params = {"preset": "study"}
+    run_study.record_path(exp, "study", tmp_path).write_text(json.dumps({"source_sha256": "old", "parameters": params}))
+    source = tmp_path / "source.ipynb"
+    source.write_text(json.dumps(notebook(("markdown", "new prose", []),
+                                          ("code", "preset = 'smoke'", ["parameters", "hide-cell"]),
+                                          ("code", "print(1)", ["hide-input"]))))
+    assert run_study.same_work(exp, "study", tmp_path, source, params)
+    assert not run_study.same_work(exp, "study", tmp_path, source, {"preset": "smoke"})
+    run_study.refresh_presentation(exp, "study", tmp_path, source, "new")
+    page = json.loads(exp.executed("study", tmp_path).read_text())
+    assert [("".join(c["source"]), c["metadata"]["tags"]) for c in page["cells"]] == [
+        ("new prose", []), ("preset = 'smoke'", ["parameters", "hide-cell"]),
+        ("preset = 'study'", ["injected-parameters", "hide-cell"]), ("print(1)", ["hide-input"])]
+    assert page["cells"][3]["outputs"] == executed["cells"][3]["outputs"]
+    assert json.loads(run_study.record_path(exp, "study", tmp_path).read_text())["source_sha256"] == "new"
+    assert run_study.up_to_date(exp, "study", tmp_path, "new", params)
+
+    source.write_text(json.dumps(notebook(("code", "preset = 'smoke'", ["parameters"]), ("code", "print(2)", []))))
+    assert not run_study.same_work(exp, "study", tmp_path, source, params)
+    with pytest.raises(ValueError, match="rerun"):
+        run_study.presented(json.loads(source.read_text()), page)
+
+
 def test_an_experiment_can_pin_its_frame_rates(tmp_path):
     class Args:
         preset, work, results, seed, frame_ms, threads, corpus_scale = "study", tmp_path, tmp_path, None, None, None, 1

@@ -14,7 +14,8 @@ For each experiment of tools/study_plan.py, in order:
 - `data/results/<preset>/<stem>.run.json` records what the run used (hash of the notebook source, parameters,
   versions, duration). A notebook whose source and parameters (its thread count aside) match its record is up
   to date and skipped; `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is
-  reported.)
+  reported.) A notebook whose code cells are unchanged but whose prose or cell tags changed is not rerun: its
+  executed copy takes the new prose and tags and keeps its outputs ("refreshed").
 - `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total (the book's
   reproducibility appendix shows the published run's).
 Notebooks that do not exist yet are listed as missing. Nothing is ever faked: the exit status is 0 only when
@@ -120,6 +121,82 @@ def without_threads(params: dict) -> dict:
     return {k: v for k, v in params.items() if k != "threads"}
 
 
+INJECTED = "injected-parameters"  # papermill's tag of the cell it adds after the `parameters` cell
+HIDDEN = "hide-cell"  # myst-nb tag: the book shows the cell collapsed, one click away
+
+
+def is_injected(cell: dict) -> bool:
+    return INJECTED in cell.get("metadata", {}).get("tags", [])
+
+
+def code_sources(notebook: dict) -> list[str]:
+    """The code a notebook runs: its code cells' sources in order, papermill's injected parameters aside."""
+    return ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code" and not is_injected(c)]
+
+
+def hide_injected_parameters(notebook: dict) -> dict:
+    """Collapse papermill's injected-parameters cell in the book, as the `parameters` cell it follows is."""
+    for cell in notebook["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if INJECTED in tags and HIDDEN not in tags:
+            tags.append(HIDDEN)
+    return notebook
+
+
+def presented(source: dict, executed: dict) -> dict:
+    """The executed notebook with the prose and cell tags of `source`, whose code it ran unchanged.
+
+    Markdown cells come from `source`; each code cell keeps its executed outputs and takes the tags the source now
+    gives it (e.g. `hide-input`), so editing a notebook's prose or presentation never needs a rerun of its work.
+    """
+    if code_sources(source) != code_sources(executed):
+        raise ValueError("the executed notebook ran other code than the source: rerun it instead")
+    ran = iter(c for c in executed["cells"] if c["cell_type"] == "code" and not is_injected(c))
+    injected = [c for c in executed["cells"] if is_injected(c)]
+    cells = []
+    for cell in source["cells"]:
+        if cell["cell_type"] != "code":
+            cells.append(cell)
+            continue
+        out = json.loads(json.dumps(next(ran)))
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        out.setdefault("metadata", {})["tags"] = tags
+        cells.append(out)
+        if "parameters" in tags:
+            cells.extend(injected)
+    return hide_injected_parameters({**executed, "cells": cells})
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def same_work(exp: Experiment, preset: str, results: Path, source_ipynb: Path, params: dict) -> bool:
+    """Whether the committed run executed the code of `source_ipynb` with `params` (threads, prose, tags aside)."""
+    executed, record = exp.executed(preset, results), record_path(exp, preset, results)
+    if not (executed.is_file() and record.is_file()):
+        return False
+    saved = json.loads(record.read_text())
+    if without_threads(saved.get("parameters", {})) != without_threads(params):
+        return False
+    try:
+        return code_sources(json.loads(executed.read_text())) == code_sources(json.loads(source_ipynb.read_text()))
+    except (ValueError, KeyError):  # not a notebook: rerun
+        return False
+
+
+def refresh_presentation(exp: Experiment, preset: str, results: Path, source_ipynb: Path, source_hash: str) -> None:
+    """Bring the source's prose and tags into the executed notebook (its code unchanged) and record the source."""
+    executed, record_file = exp.executed(preset, results), record_path(exp, preset, results)
+    write_json_atomic(executed, presented(json.loads(source_ipynb.read_text()), json.loads(executed.read_text())))
+    record = json.loads(record_file.read_text())
+    record["source_sha256"] = source_hash
+    record["presentation_refreshed_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def to_ipynb(source: Path, dest: Path) -> Path:
     """The .ipynb form of a jupytext notebook (keeps the `parameters` tag papermill needs)."""
     import jupytext
@@ -164,6 +241,10 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
         if saved.get("compress_lib_sha256") != code_sha:
             print(f"  {exp.stem}: note: compress_lib changed since this ran; `--only {exp.stem} --force` reruns it")
         return "up to date", 0.0
+    if not args.force and same_work(exp, args.preset, args.results, ipynb, params):
+        refresh_presentation(exp, args.preset, args.results, ipynb, source_hash)
+        print(f"  {exp.stem}: prose or cell tags changed, code unchanged: page refreshed, results kept")
+        return "refreshed", 0.0
 
     running = scratch / "running" / f"{exp.stem}.ipynb"
     running.parent.mkdir(parents=True, exist_ok=True)
@@ -188,6 +269,7 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     previous = json.loads(record_file.read_text()) if record_file.is_file() else None
     executed.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(running), executed)
+    write_json_atomic(executed, hide_injected_parameters(json.loads(executed.read_text())))
     this_part = {"frame_rates": params.get("frame_rates", ""), "threads": params.get("threads", ""),
                  "duration_s": round(seconds, 1),
                  "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
