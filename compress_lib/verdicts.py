@@ -304,6 +304,30 @@ def distillation_best_runtime_tradeoff(summary: pd.DataFrame, frame_ms: int, per
 
 
 # -- f: head vs FFN pruning at equal MACs ------------------------------------------------------------------------
+def heads_ffn_runtime_ratios(summary: pd.DataFrame, frame_ms: int) -> np.ndarray | None:
+    """Each head-pruned model's real-time factor / that of FFN pruning at the same MACs per second (the FFN-pruned
+    models and the dense one, interpolated linearly in MACs). Only head-pruned models within the FFN curve's
+    MACs range are compared (an empty array when none is); None without head-pruned models or an FFN curve."""
+    table = rows_at(summary, frame_ms)
+    needed = ("macs_per_second", "real_time_factor")
+    heads = method_rows(table, "heads", *needed)
+    curve = pd.concat([method_rows(table, "ffn", *needed), method_rows(table, "dense", *needed)])
+    curve = curve.groupby("macs_per_second", as_index=False)["real_time_factor"].mean()  # sorted by MACs
+    if len(curve) < 2 or heads.empty:
+        return None
+    macs = curve["macs_per_second"].to_numpy()
+    comparable = heads[heads["macs_per_second"].between(macs[0], macs[-1])]
+    ffn_rtf = np.interp(comparable["macs_per_second"], macs, curve["real_time_factor"])
+    return comparable["real_time_factor"].to_numpy() / ffn_rtf
+
+
+def heads_ffn_runtime_ratio(summary: pd.DataFrame, frame_ms: int) -> float | None:
+    """The geometric mean of `heads_ffn_runtime_ratios` (None when nothing is comparable): below 1, head pruning
+    runs faster than FFN pruning at equal MACs."""
+    ratios = heads_ffn_runtime_ratios(summary, frame_ms)
+    return None if ratios is None or not len(ratios) else math.exp(float(np.mean(np.log(ratios))))
+
+
 def heads_faster_than_ffn(summary: pd.DataFrame, frame_ms: int, rtf_tolerance: float = RTF_TOLERANCE) -> dict:
     """Finding f: at equal MACs per second, head pruning gives a lower real-time factor than FFN pruning.
 
@@ -316,27 +340,19 @@ def heads_faster_than_ffn(summary: pd.DataFrame, frame_ms: int, rtf_tolerance: f
     """
     key, finding = "f", "head pruning speeds runtime more than FFN pruning at equal MACs"
     paper = "head pruning gives a large GPU speed-up; FFN pruning little, even at lower MACs"
-    table = rows_at(summary, frame_ms)
-    needed = ("macs_per_second", "real_time_factor")
-    heads = method_rows(table, "heads", *needed)
-    curve = pd.concat([method_rows(table, "ffn", *needed), method_rows(table, "dense", *needed)])
-    curve = curve.groupby("macs_per_second", as_index=False)["real_time_factor"].mean()  # sorted by MACs
-    if len(curve) < 2 or heads.empty:
+    ratios = heads_ffn_runtime_ratios(summary, frame_ms)
+    if ratios is None:
         return verdict_row(key, finding, paper, f"no head- and FFN-pruned models with MACs and a real-time factor "
                            f"at {frame_ms:g} ms", "not measured")
-    macs = curve["macs_per_second"].to_numpy()
-    comparable = heads[heads["macs_per_second"].between(macs[0], macs[-1])]
-    if comparable.empty:
+    if not len(ratios):
         return verdict_row(key, finding, paper, "no head-pruned model within the MACs range of the FFN-pruned ones",
                            "not measured")
-    ffn_rtf = np.interp(comparable["macs_per_second"], macs, curve["real_time_factor"])
-    ratios = comparable["real_time_factor"].to_numpy() / ffn_rtf
     ratio = math.exp(float(np.mean(np.log(ratios))))
     if ratio < 1 - rtf_tolerance:
         verdict, how = "reproduced", "head pruning faster"
     else:
         verdict, how = "not reproduced", "FFN pruning faster" if ratio > 1 + rtf_tolerance else "no clear difference"
-    ours = (f"CPU real-time factor of {len(comparable)} head-pruned models / that of FFN pruning at the same MACs "
+    ours = (f"CPU real-time factor of {len(ratios)} head-pruned models / that of FFN pruning at the same MACs "
             f"(interpolated): geometric mean {ratio:.2f} (range {ratios.min():.2f}-{ratios.max():.2f}): {how}")
     return verdict_row(key, finding, paper, ours, verdict)
 

@@ -48,6 +48,29 @@ def ship_plotly_js(static_dir: Path = STATIC_DIR) -> Path:
     return dst
 
 
+GENERATED_DIR = ROOT / "book" / "_generated"  # pages' parts written at build time from the results (git-ignored)
+
+
+def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", out_dir: Path = GENERATED_DIR) -> Path:
+    """book/_generated/findings.md: the study's answer and its findings, computed from the preset's committed
+    summary.csv and verdicts.csv (compress_lib.findings); the intro includes it, so the text follows the results."""
+    import pandas as pd
+
+    from compress_lib.findings import findings_markdown
+    from compress_lib.results import read_summary, summary_frame
+
+    results = results_root / preset
+    summary_file, verdicts_file = results / "summary.csv", results / "09_efficiency" / "verdicts.csv"
+    summary = summary_frame(read_summary(summary_file)) if summary_file.is_file() else pd.DataFrame()
+    verdicts = pd.read_csv(verdicts_file) if verdicts_file.is_file() else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "findings.md"
+    text = findings_markdown(summary, verdicts, source=f"data/results/{preset}")
+    if not out.is_file() or out.read_text() != text:
+        out.write_text(text)
+    return out
+
+
 def toc_for_preset(preset: str, toc_text: str, root: Path = ROOT) -> tuple[str, list[str]]:
     """The table of contents for a preset's results: paths moved to data/results/<preset>/, missing ones dropped.
 
@@ -83,6 +106,7 @@ def html_dir(preset: str, out: Path | None = None) -> Path:
 def build(preset: str = PUBLISHED_PRESET, out: Path | None = None, quiet: bool = False) -> int:
     """Build the book for `preset` into `out` (jupyter-book's --path-output); returns the exit status."""
     ship_plotly_js()
+    write_findings(preset)
     toc = ROOT / "_toc.yml"
     out = out or output_dir(preset)
     out.mkdir(parents=True, exist_ok=True)
