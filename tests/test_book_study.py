@@ -213,8 +213,9 @@ def test_smoke_run_of_the_smaller_faster_notebook_then_skipped_when_up_to_date(t
     assert float(sparsest["weight"]["time saved per MAC saved"]) == pytest.approx(0.0)  # masks save no time
     summary = json.loads((out / "summary.json").read_text())
     (answer,) = summary["answers"]
-    assert answer["rank correlation MACs / runtime (no masked models)"] == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
-    assert answer["fastest"] == "distill-0.5" and answer["fewest MACs (no masked models)"] == "distill-0.5"
+    assert answer["macs_rank_correlation"] == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
+    assert answer["fastest"] == "distill-0.5" and answer["fewest_macs"] == "distill-0.5"
+    assert answer["weight_model"] == "weight-0.3" and answer["weight_rtf_fraction"] == pytest.approx(1.0)
     assert summary["verdict_counts"] == {"reproduced": 1}
     mtime = executed.stat().st_mtime_ns
     capsys.readouterr()
