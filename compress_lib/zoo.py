@@ -27,7 +27,7 @@ parameters that the published count includes but the hidden states never use (pr
 cluster embeddings, mask embeddings). They are held in `model.published_extras` (never used in forward) so that
 `count_parameters(model)["total"]` reproduces the published convention, while the "params" that efficiency
 tables report are the ones on the inference path. The facts behind each configuration are in
-`shared/reference/prior_work.md` and the cited public code.
+`docs/references.md` and the cited public code.
 """
 
 from __future__ import annotations

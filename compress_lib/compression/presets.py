@@ -101,7 +101,7 @@ COMPRESS_PRESETS = {
     # The study model (6 layers x 256, 24 heads, FFN 1024): students and truncations of 1 and 3 layers (the
     # paper's 2 and 6 of 12); `combined` starts from the 3-layer student of `distill` (--student). The learning
     # rates keep the paper's ratios to the pretraining rate (fine-tuning 1e-5 : 1e-4, distillation 1 : 1)
-    # applied to 5e-4 (the study pretrains at 1e-3; these rates were set before that was measured, and a few
+    # applied to 5e-4 (fine-tuning at 1:20 and distillation at 1:2 of the study's pretraining rate, 1e-3: a few
     # hundred steps at 1e-5 would not move the model). Weight pruning follows the paper's schedule down to 30%;
     # the convergence test watches an EMA with a 25-step time constant over 3 time constants (paper: 5,000 over 15,000 steps).
     # FFN pruning removes 1/12 of the width per step (twice the paper's 1/24): 85 of 1024 units per layer, so 10
