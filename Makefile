@@ -14,8 +14,9 @@ WORK ?= work
 # Corpus size (1 = about 7 h); empty: tools/run_study.py picks the preset's (0.02 for smoke).
 CORPUS_SCALE ?=
 # Debian packages the project uses: TTS engines and sentences for the stand-in corpus, a browser for the
-# figure check, real recorded speech for the loader smoke test.
-APT_PACKAGES := espeak-ng flite wordnet-base chromium pocketsphinx-testdata
+# figure check, real recorded speech for the loader smoke test, MathJax 2 and its fonts for the book's
+# equations.
+APT_PACKAGES := espeak-ng flite wordnet-base chromium pocketsphinx-testdata libjs-mathjax fonts-mathjax
 # Text notebooks (jupytext MyST) and the .ipynb form papermill runs (generated, not committed).
 NOTEBOOK_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.md)
 NOTEBOOKS := $(NOTEBOOK_SOURCES:.md=.ipynb)
@@ -71,4 +72,4 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
 clean-book:
-	rm -rf book/_build book/_static/plotly.min.js
+	rm -rf book/_build book/_static/plotly.min.js book/_static/mathjax

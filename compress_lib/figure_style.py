@@ -24,7 +24,7 @@ class MethodStyle:
 
 METHOD_STYLES = {
     "dense": MethodStyle("dense model", "#000000", "circle"),
-    "weight": MethodStyle("weight pruning", "#0072B2", "circle"),
+    "weight": MethodStyle("weight pruning", "#0072B2", "pentagon"),
     "heads": MethodStyle("head pruning", "#E69F00", "square"),
     "ffn": MethodStyle("FFN pruning", "#009E73", "diamond"),
     "distill": MethodStyle("distillation", "#D55E00", "triangle-up"),
@@ -34,8 +34,8 @@ METHOD_STYLES = {
     "fbank": MethodStyle("log-Mel features", "#999999", "cross"),
     "zoo": MethodStyle("published model", "#7F7F7F", "hexagon"),
 }
-FALLBACK = MethodStyle("other", "#444444", "pentagon")  # a method this table does not know yet
-VARIANT_SYMBOLS = ("circle", "square", "diamond", "triangle-up")  # ablation variants of one method, in order
+FALLBACK = MethodStyle("other", "#444444", "octagon")  # a method this table does not know yet
+VARIANT_SYMBOLS = ("bowtie", "hourglass", "hexagram", "star-square")  # ablation variants, shapes no method uses
 
 FRAME_RATE_DASH = {20: "solid", 10: "dot"}
 OPEN_RATES = (10,)  # frame rates drawn with open markers
@@ -54,7 +54,8 @@ def label(method: str, frame_ms: int | None = None) -> str:
 
 
 def marker(method: str, frame_ms: int | None = None, size: int = MARKER_SIZE, symbol: str | None = None) -> dict:
-    """Plotly marker of a method at a frame rate: the method's colour and shape, open at 10 ms."""
+    """Plotly marker of a method at a frame rate: the method's colour and shape, open at 10 ms; `symbol` replaces
+    the shape (an ablation variant's)."""
     shape = symbol or style(method).symbol
     if frame_ms is not None and int(frame_ms) in OPEN_RATES:
         shape += "-open"

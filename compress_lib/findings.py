@@ -208,6 +208,19 @@ def verdict_counts(verdicts: pd.DataFrame, frame_ms: int) -> str:
     return ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
 
 
+def caveat_markdown(summary: pd.DataFrame, frame_rates=(20, 10)) -> str:
+    """A warning box on what the quality verdicts mean at this scale, or "" when no truncation keeps PR."""
+    caveats = [c for r in frame_rates if (c := truncation_caveat(summary, r))]
+    if not caveats:
+        return ""
+    return "\n".join(["```{admonition} Read the quality verdicts with care", ":class: warning", "",
+                      "At this study's scale the pretrained model is small and briefly trained, and its first layers "
+                      "alone already hold what phone recognition needs. " + " ".join(caveats) + " Findings c, d and "
+                      "e, which compare the quality of compressed models, therefore say more about this small "
+                      "teacher than about the methods (notebook 08, *Where the information lives*, shows where its "
+                      "probes read); the findings on cost and runtime do not depend on it.", "```"])
+
+
 def findings_markdown(summary: pd.DataFrame, verdicts: pd.DataFrame | None, frame_rates=(20, 10),
                       source: str = "data/results/study") -> str:
     """The intro's answer and its "What this study found" section (MyST Markdown), computed from the results."""
@@ -228,13 +241,7 @@ def findings_markdown(summary: pd.DataFrame, verdicts: pd.DataFrame | None, fram
         else:
             out += [f"```{{admonition}} The evidence at {rate} ms", ":class: dropdown", "",
                     evidence_list(verdicts, rate), "```", ""]
-    caveats = [c for r in rates if (c := truncation_caveat(summary, r))]
-    if caveats:
-        out += ["```{admonition} Read the quality verdicts with care", ":class: warning", "",
-                "At this study's scale the pretrained model is small and briefly trained, and the first layers "
-                "alone already hold what phone recognition needs. " + " ".join(caveats) + " Findings c, d and e, "
-                "which compare the quality of compressed models, therefore say more about this small teacher than "
-                "about the methods; the findings on cost and runtime do not depend on it.", "```", ""]
+    out += [caveat_markdown(summary, rates), ""]
     out += ["Runtime against size, every model, as fractions of the dense model (hover for names; filled markers "
             "20 ms, open 10 ms). On the dashed diagonal runtime falls exactly with size; above it a model is slower "
             "than its size promises.", "",

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from compress_lib import figure_style
 from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.errors import CompressLibError
 from compress_lib.notebook import RunParameters, display_path, project_root, resolve_parameters, resolve_path
@@ -330,46 +331,52 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x")  # likewi
 
 def loss_density_figure(table: pd.DataFrame, title: str, y: str = "pretrain_loss", references: dict | None = None,
                         y_label: str = "pretraining loss (nats)", density_label: str = "density") -> go.Figure:
-    """`y` against density, one line per frame rate (its colour) and, when `table` has a `variant` column, per
-    variant (its dash); density falls from left to right as compression proceeds. Hover shows each point's
-    stage, density, losses, parameters and MACs. references: {label: value} drawn as dashed lines (e.g. the
-    teacher; a label naming a frame rate, "teacher 10 ms", takes its colour)."""
+    """`y` against density, one line per method (its colour, `compress_lib.figure_style`) and frame rate (solid
+    20 ms, dotted 10 ms) and, when `table` has a `variant` column, per variant (its own marker shape); density
+    falls from left to right as compression proceeds. Hover shows each point's stage, density, losses, parameters
+    and MACs. references: {label: value} drawn as dashed grey lines (e.g. the teacher)."""
     key = "variant" if "variant" in table else "method"
-    variants = list(dict.fromkeys(table[key]))
     fig = go.Figure()
     for (variant, rate), rows in table.groupby([key, "frame_ms"], sort=False):
-        i = variants.index(variant)
+        method = rows["method"].iloc[0]
+        # a method's first variant (its main trajectory) keeps the method's marker; its ablations get their own
+        order = list(dict.fromkeys(table.loc[table["method"] == method, key]))
+        k = order.index(variant)
+        symbol = figure_style.VARIANT_SYMBOLS[(k - 1) % len(figure_style.VARIANT_SYMBOLS)] if k else None
         fig.add_scatter(x=rows["density"], y=rows[y], mode="lines+markers",
-                        name=f"{variant}, {rate} ms" if key == "variant" else f"{rate} ms",
-                        line=dict(color=FRAME_RATE_COLOURS.get(int(rate)), dash=DASHES[i % len(DASHES)]),
-                        marker=dict(symbol=SYMBOLS[i % len(SYMBOLS)], size=8),
+                        name=f"{variant}, {rate} ms" if key == "variant" else figure_style.label(method, rate),
+                        line=figure_style.line(method, rate), marker=figure_style.marker(method, rate, symbol=symbol),
                         customdata=rows[list(HOVER_COLUMNS)].values, hovertemplate=point_hover(y_label))
     for i, (label, value) in enumerate((references or {}).items()):
-        colour = next((c for rate, c in FRAME_RATE_COLOURS.items() if f"{rate} ms" in label), "grey")
-        fig.add_hline(y=value, line=dict(dash="dash", color=colour, width=1), annotation_text=label,
-                      annotation_position="top left" if i % 2 else "bottom left")
+        fig.add_hline(y=value, line=dict(dash="dash", color=figure_style.REFERENCE_COLOUR, width=1),
+                      annotation_text=label, annotation_position="top left" if i % 2 else "bottom left")
     fig.update_xaxes(title_text=density_label, autorange="reversed")
     fig.update_yaxes(title_text=y_label)
-    fig.update_layout(title=title, height=440, legend_title="trajectory", margin=dict(l=60, r=20, t=60, b=50))
+    fig.update_layout(title=title, height=460, template="plotly_white", margin=dict(l=60, r=20, t=60, b=40))
+    figure_style.legend_below(fig, y=-0.2)
     return fig
 
 
 def cost_figure(table: pd.DataFrame, title: str, measures: dict[str, str], detail: tuple[str, str]) -> go.Figure:
-    """One panel per measure ({column: panel title}) against density, one line per frame rate; hover shows each
-    point's value and its `detail` (column, label), e.g. ("heads", "heads left")."""
+    """One panel per measure ({column: panel title}) against density, stacked, one line per method and frame
+    rate; hover shows each point's value and its `detail` (column, label), e.g. ("heads", "heads left")."""
     from plotly.subplots import make_subplots
 
     column, label = detail
-    fig = make_subplots(rows=1, cols=len(measures), subplot_titles=list(measures.values()))
-    for rate, rows in table.groupby("frame_ms"):
-        for col, key in enumerate(measures, start=1):
-            fig.add_scatter(x=rows["density"], y=rows[key], mode="lines+markers", name=f"{rate} ms",
-                            line=dict(color=FRAME_RATE_COLOURS.get(int(rate))), showlegend=col == 1,
-                            legendgroup=str(rate), customdata=rows[[column]].values, row=1, col=col,
+    fig = make_subplots(rows=len(measures), cols=1, subplot_titles=list(measures.values()), vertical_spacing=0.12)
+    for (method, rate), rows in table.groupby(["method", "frame_ms"], sort=False):
+        for row, key in enumerate(measures, start=1):
+            fig.add_scatter(x=rows["density"], y=rows[key], mode="lines+markers",
+                            name=figure_style.label(method, rate), line=figure_style.line(method, rate),
+                            marker=figure_style.marker(method, rate), showlegend=row == 1,
+                            legendgroup=f"{method}{rate}", customdata=rows[[column]].values, row=row, col=1,
                             hovertemplate=f"density %{{x:.4f}}<br>{measures[key]}: %{{y:,}}<br>{label}: "
                                           f"%{{customdata[0]:,}}<extra>{rate} ms</extra>")
-    fig.update_xaxes(title_text="density", autorange="reversed")
-    fig.update_layout(title=title, height=400, legend_title="frame rate", margin=dict(l=60, r=20, t=80, b=50))
+    fig.update_xaxes(autorange="reversed")
+    fig.update_xaxes(title_text="density", row=len(measures), col=1)
+    fig.update_layout(title=title, height=240 * len(measures) + 140, template="plotly_white",
+                      margin=dict(l=70, r=20, t=70, b=40))
+    figure_style.legend_below(fig, y=-0.12)
     return fig
 
 

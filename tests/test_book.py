@@ -223,14 +223,58 @@ def test_static_check_catches_embedded_and_cdn_plotly(tmp_path):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_published_book_builds_without_warnings_and_draws_every_figure(tmp_path):
-    """`jupyter-book build -W -n --keep-going` of the real book, then every figure checked in Chromium."""
+    """`jupyter-book build -W -n --keep-going` of the real book, then every figure and equation checked in
+    Chromium, offline: math typeset by the shipped MathJax (intro and a method chapter must have some), nothing
+    loaded from another host, no path of the machine that built it (one build serves tests/test_book_offline.py
+    too)."""
     assert build_book.build(PUBLISHED_PRESET, out=tmp_path, quiet=True) == 0
     html_dir = build_book.html_dir(PUBLISHED_PRESET, tmp_path)
-    problems = check_figures.check(html_dir, ["data/results/*/*.html"], check_figures.find_chromium(), verbose=False)
-    assert problems == []
+    problems = check_figures.check(html_dir, ["data/results/*/*.html"], check_figures.find_chromium(), verbose=False,
+                                   math=check_figures.MATH_PAGES)
+    assert problems == []  # includes: no page loads a script, stylesheet, font or image from a CDN
     assert (html_dir / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    assert (html_dir / "_static" / "mathjax" / "MathJax.js").is_file()
+    machine_paths = [str(ROOT), str(tmp_path), "/root/", "/.venv/", "site-packages"]
+    for page in check_figures.html_pages(html_dir):
+        text = page.read_text(errors="replace")
+        assert not check_figures.remote_resources(text), page
+        leaked = [path for path in machine_paths if path in text]
+        assert not leaked, f"{page.relative_to(html_dir)} shows {leaked} (a stderr stream? nb_output_stderr)"
     pages = [f for f in published_toc() if f.startswith("data/results/")]
     assert pages, "the book has no executed notebook page"
     page = (html_dir / pages[0]).with_suffix(".html").read_text()
     assert "mybinder.org" in page and "colab.research.google.com" in page  # launch buttons
     assert "btn-download" in page or "download" in page.lower()  # download button
+
+
+# -- results pages read as results ----------------------------------------------------------------------------
+COLLAPSED = {"hide-cell", "remove-cell"}  # myst-nb tags that keep a cell (code and output) out of the reader's way
+
+
+def code_cells(notebook: dict) -> list[dict]:
+    return [c for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def collapsed(cell: dict) -> bool:
+    return bool(COLLAPSED & set(cell.get("metadata", {}).get("tags", [])))
+
+
+@pytest.mark.parametrize("stem", [e.stem for e in EXPERIMENTS])
+def test_results_pages_hide_their_parameters_imports_and_code(stem, tmp_path):
+    """In the notebook's source and in its committed executed page: the imports (first code cell), the parameters
+    and papermill's injected parameters are collapsed, and no code cell is shown open."""
+    import jupytext
+
+    pages = [json.loads(jupytext.writes(jupytext.read(ROOT / "notebooks" / f"{stem}.md"), fmt="ipynb"))]
+    executed = ROOT / results_page(stem)
+    if executed.with_suffix(".ipynb").is_file():
+        pages.append(json.loads(executed.with_suffix(".ipynb").read_text()))
+    for page in pages:
+        cells = code_cells(page)
+        assert collapsed(cells[0]), f"{stem}: the imports cell is not collapsed"
+        for cell in cells:
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            if tags & {"parameters", "injected-parameters"}:
+                assert collapsed(cell), f"{stem}: a parameters cell is shown"
+            assert tags & (COLLAPSED | {"hide-input", "remove-input"}), \
+                f"{stem}: a code cell is shown open: {''.join(cell['source'])[:60]!r}"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from compress_lib import figure_style
-from compress_lib.findings import (findings_markdown, heads_ffn_runtime_ratio, runtime_against_size_figure,
+from compress_lib.findings import (caveat_markdown, findings_markdown, heads_ffn_runtime_ratio, runtime_against_size_figure,
                                    size_runtime_answer, truncation_caveat)
 from compress_lib.results import read_summary, summary_frame
 
@@ -120,6 +120,9 @@ def test_build_writes_the_findings_the_intro_includes(tmp_path):
     out = build_book.write_findings("study", out_dir=tmp_path)
     assert out.read_text() == findings_markdown(summary_frame(read_summary(RESULTS / "summary.csv")),
                                                 pd.read_csv(RESULTS / "09_efficiency" / "verdicts.csv"))
+    summary = summary_frame(read_summary(RESULTS / "summary.csv"))
+    assert (tmp_path / "caveat.md").read_text() == caveat_markdown(summary) != ""
+    assert "```{include} _generated/caveat.md" in (ROOT / "book" / "smaller_faster.md").read_text()
     intro = (ROOT / "book" / "intro.md").read_text()
     assert "```{include} _generated/findings.md" in intro
     assert intro.index("{include} _generated/findings.md") < intro.index("## What the study asks")

@@ -128,7 +128,7 @@ def test_tables_of_a_trajectory(teacher_and_data, tmp_path):
     assert ends == [p["steps"] for p in points if p["stage_steps"]]  # steps counted along the trajectory
 
     fig = study.loss_density_figure(table, "t", references={"teacher 20 ms": reference["pretrain_loss"]})
-    assert len(fig.data) == 1 and fig.data[0].name == "20 ms"
+    assert len(fig.data) == 1 and fig.data[0].name == "weight pruning, 20 ms"
     assert list(fig.data[0].y) == table["pretrain_loss"].tolist()
     assert "MACs per second" in fig.data[0].hovertemplate and fig.layout.xaxis.autorange == "reversed"
     two = study.loss_density_figure(table.assign(variant="a"), "t")

@@ -5,11 +5,12 @@
 
 No code runs at build time (`execute_notebooks: off`): pages come from the notebooks that tools/run_study.py
 executed, so a build takes seconds to a minute and needs no training. Before building, plotly.min.js is copied
-from the installed plotly wheel into book/_static/ (once for the whole book; it is not committed). For a preset
-other than the published one, a copy of _toc.yml points at data/results/<preset>/ and leaves out the results
-that preset has not produced yet (each one is named). The build runs `jupyter-book build -W -n --keep-going
---all`, so any warning (a missing page, a dropped figure, a broken reference) fails it. Exit status: that of
-jupyter-book.
+from the installed plotly wheel into book/_static/ (once for the whole book; it is not committed), and so is
+the part of MathJax 2 the equations need, from Debian's libjs-mathjax into book/_static/mathjax/: the book
+needs no network. For a preset other than the published one, a copy of _toc.yml points at
+data/results/<preset>/ and leaves out the results that preset has not produced yet (each one is named). The
+build runs `jupyter-book build -W -n --keep-going --all`, so any warning (a missing page, a dropped figure, a
+broken reference) fails it. Exit status: that of jupyter-book.
 """
 
 from __future__ import annotations
@@ -48,15 +49,70 @@ def ship_plotly_js(static_dir: Path = STATIC_DIR) -> Path:
     return dst
 
 
+MATHJAX_SOURCE = Path("/usr/share/javascript/mathjax")  # MathJax 2.7 from Debian's libjs-mathjax and fonts-mathjax
+MATHJAX_CONFIG = "TeX-AMS_CHTML"  # the combined configuration _config.yml's mathjax_path names
+# What that configuration loads, up front or on demand (TeX extensions such as \boldsymbol, operator tables,
+# the right-click menu, CommonHTML's table / multiline code and its web fonts); the rest of MathJax (other
+# outputs, MathML and AsciiMath input, otf / svg / STIX fonts, 2 MB of translations) is never requested.
+MATHJAX_FILES = (
+    "MathJax.js",
+    f"config/{MATHJAX_CONFIG}.js",
+    "jax/input/TeX/*.js",
+    "jax/element/mml/*.js",
+    "jax/element/mml/optable/*.js",
+    "jax/output/CommonHTML/*.js",
+    "jax/output/CommonHTML/autoload/*.js",
+    "jax/output/CommonHTML/fonts/TeX/*.js",
+    "extensions/*.js",
+    "extensions/TeX/*.js",
+    "fonts/HTML-CSS/TeX/woff/*.woff",
+)
+
+
+def mathjax_subset(source: Path = MATHJAX_SOURCE) -> list[Path]:
+    """The MathJax files the book needs (MATHJAX_FILES), as paths relative to `source`."""
+    files = sorted({path.relative_to(source) for pattern in MATHJAX_FILES for path in source.glob(pattern)})
+    required = [Path("MathJax.js"), Path("config") / f"{MATHJAX_CONFIG}.js",
+                Path("fonts/HTML-CSS/TeX/woff/MathJax_Main-Regular.woff")]
+    missing = [str(path) for path in required if path not in files]
+    if missing:
+        raise SystemExit(f"error: MathJax 2 is missing from {source} ({missing[0]}); install Debian's "
+                         "libjs-mathjax and fonts-mathjax (make install)")
+    return files
+
+
+def ship_mathjax(static_dir: Path = STATIC_DIR, source: Path = MATHJAX_SOURCE) -> Path:
+    """Copy the MathJax subset the book uses into static_dir/mathjax/ (only files that changed; files no longer
+    in the subset are removed), so equations render offline. Returns the folder's MathJax.js."""
+    target = static_dir / "mathjax"
+    wanted = mathjax_subset(source)
+    for rel in wanted:
+        src, dst = source / rel, target / rel
+        src_stat = src.stat()
+        if dst.is_file() and dst.stat().st_size == src_stat.st_size and dst.stat().st_mtime == src_stat.st_mtime:
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+    wanted_set = set(wanted)
+    for path in sorted(target.rglob("*"), reverse=True):  # children before their folders
+        rel = path.relative_to(target)
+        if path.is_file() and rel not in wanted_set:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return target / "MathJax.js"
+
+
 GENERATED_DIR = ROOT / "book" / "_generated"  # pages' parts written at build time from the results (git-ignored)
 
 
 def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", out_dir: Path = GENERATED_DIR) -> Path:
     """book/_generated/findings.md: the study's answer and its findings, computed from the preset's committed
-    summary.csv and verdicts.csv (compress_lib.findings); the intro includes it, so the text follows the results."""
+    summary.csv and verdicts.csv (compress_lib.findings); the intro includes it, so the text follows the results.
+    Beside it, caveat.md: the warning on the quality verdicts, which the title chapter repeats."""
     import pandas as pd
 
-    from compress_lib.findings import findings_markdown
+    from compress_lib.findings import caveat_markdown, findings_markdown
     from compress_lib.results import read_summary, summary_frame
 
     results = results_root / preset
@@ -65,9 +121,11 @@ def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", 
     verdicts = pd.read_csv(verdicts_file) if verdicts_file.is_file() else None
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "findings.md"
-    text = findings_markdown(summary, verdicts, source=f"data/results/{preset}")
-    if not out.is_file() or out.read_text() != text:
-        out.write_text(text)
+    texts = {out: findings_markdown(summary, verdicts, source=f"data/results/{preset}"),
+             out_dir / "caveat.md": caveat_markdown(summary) if len(summary) else ""}
+    for path, text in texts.items():  # rewritten only when changed: Sphinx then rebuilds only what includes it
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
     return out
 
 
@@ -106,6 +164,7 @@ def html_dir(preset: str, out: Path | None = None) -> Path:
 def build(preset: str = PUBLISHED_PRESET, out: Path | None = None, quiet: bool = False) -> int:
     """Build the book for `preset` into `out` (jupyter-book's --path-output); returns the exit status."""
     ship_plotly_js()
+    ship_mathjax()
     write_findings(preset)
     toc = ROOT / "_toc.yml"
     out = out or output_dir(preset)
