@@ -49,6 +49,7 @@ EXPERIMENTS = (
     Experiment("09_efficiency", "efficiency", "parameters, MACs per second, real-time factor (Figure 3)"),
     Experiment("10_prior_work", "prior_work", "five published compressed models in the same framework (Figure 4)"),
     Experiment("11_smaller_faster", "smaller_faster", "runtime against MACs and parameters; the verdicts collected"),
+    Experiment("12_runtime_anatomy", "efficiency", "sparse-kernel crossover density; runtime breakdown per operator"),
 )
 
 
@@ -62,7 +63,8 @@ CHAPTER_NEEDS = {
     "distillation": ("06_distillation",),
     "combined": ("07_combined",),
     "downstream": ("08_downstream",),
-    "efficiency": ("09_efficiency", "08_downstream"),  # Figure 3 sets PER beside the three measures
+    # Figure 3 sets PER beside the three measures; 12 adds the sparse-kernel crossover and the runtime breakdown
+    "efficiency": ("09_efficiency", "08_downstream", "12_runtime_anatomy"),
     "prior_work": ("10_prior_work", "08_downstream"),  # Figure 4 sets our PER beside the published models'
     "smaller_faster": tuple(e.stem for e in EXPERIMENTS[2:]),  # the verdicts need every experiment
 }

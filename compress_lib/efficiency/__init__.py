@@ -6,11 +6,24 @@
     interleaved_real_time_factors([(model, num_layers), ...], seconds=10, repeats=10) -> [dict]  taking turns
     operator_calls(model, seconds=1, batch=1, device="cpu", num_layers=None) -> int
     profile_model(model, masks=None, num_layers=None, seconds=10, batch=1, device="cpu") -> dict
+    runtime_breakdown(model, inputs, repeats=5) -> DataFrame        share of operator time per category
+    operator_category(name) -> str                                    matmul / attention / convolution / ...
 
 Every measured count has a closed-form twin in `closed_form` (tests hold them equal); `COUNTING_CONVENTION`
-states exactly what the MAC count includes. `sparse` times weight-pruned models with a sparse (CSR) kernel.
+states exactly what the MAC count includes. `sparse` times weight-pruned models with a sparse (CSR) kernel;
+`breakdown` splits a forward's CPU time by operator type and rebuilds the architecture of a recorded point.
 """
 
+from compress_lib.efficiency.breakdown import (
+    CATEGORIES,
+    by_category,
+    operator_category,
+    point_config,
+    profile_in_turns,
+    profile_operators,
+    runtime_breakdown,
+    sparsest_point,
+)
 from compress_lib.efficiency.closed_form import (
     closed_form_macs,
     closed_form_macs_per_second,
@@ -28,7 +41,9 @@ from compress_lib.efficiency.runtime import (
 )
 
 __all__ = [
+    "CATEGORIES",
     "COUNTING_CONVENTION",
+    "by_category",
     "closed_form_macs",
     "closed_form_macs_per_second",
     "closed_form_num_params",
@@ -40,7 +55,13 @@ __all__ = [
     "macs_per_second",
     "operator_call_counts",
     "operator_calls",
+    "operator_category",
+    "point_config",
+    "profile_in_turns",
+    "profile_operators",
     "profile_model",
     "real_time_factor",
     "rtf_sweep",
+    "runtime_breakdown",
+    "sparsest_point",
 ]
