@@ -51,6 +51,11 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle of another program, ...
+        if "argparse.Namespace" in str(exc):  # the public MelHuBERT code pickles its arguments in the file
+            raise CompressLibError(
+                f"{what} {path} is not a compress_lib checkpoint: it looks like a checkpoint of the public MelHuBERT "
+                "code; convert it with `compress-lib import-checkpoint`"
+            ) from None
         raise CompressLibError(
             f"{what} {path} is corrupt or not a torch file ({type(exc).__name__}); delete it and rerun the step "
             "that writes it"
@@ -106,6 +111,7 @@ def load_checkpoint(path, expect_config: MelHuBERTConfig | None = None) -> Check
             "use a fresh --out folder or the matching preset"
         )
     model = MelHuBERT(cfg)
+    _check_weights(path, obj["state_dict"], model.state_dict())
     try:
         model.load_state_dict(obj["state_dict"], strict=True)
     except RuntimeError as exc:
@@ -113,6 +119,25 @@ def load_checkpoint(path, expect_config: MelHuBERTConfig | None = None) -> Check
         raise CompressLibError(f"{path}: weights do not match the recorded architecture ({first}); the file is damaged") from None
     model.eval()
     return Checkpoint(model=model, masks=obj.get("masks"), meta=obj.get("meta", {}))
+
+
+def _check_weights(path, state: dict, expected: dict) -> None:
+    """A clear error for a damaged checkpoint: a tensor of the wrong shape, or NaN / infinite weights."""
+    if not isinstance(state, dict):
+        raise CompressLibError(f"{path} holds no state_dict; the file is damaged: rerun the step that wrote it")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        if key in expected and value.shape != expected[key].shape:
+            raise CompressLibError(
+                f"checkpoint {path} is damaged: {key} has shape {tuple(value.shape)} but its recorded architecture "
+                f"needs {tuple(expected[key].shape)}; rerun the step that wrote it"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CompressLibError(
+                f"checkpoint {path} is damaged: {key} holds NaN or infinite weights; rerun the step that wrote it "
+                "(or restore the file)"
+            )
 
 
 def _describe(cfg: MelHuBERTConfig) -> str:

@@ -2,7 +2,9 @@
 
 Each subcommand lives in `compress_lib/commands/<name>.py` with two functions, `add_arguments(parser)` and
 `run(args) -> int`. Errors a user can fix (`CompressLibError`, bad arguments) print one line and exit 2;
-never a traceback.
+never a traceback. So do machine faults (a full disk, a folder without write permission, a file where a folder
+is needed): `main` is the one boundary that turns them into `error: <what> <path>: <fix>` (see
+`compress_lib.errors.describe_fault`); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from compress_lib.errors import CompressLibError
+from compress_lib.errors import CompressLibError, describe_fault
 
 # name -> (module under compress_lib.commands, one-line help)
 SUBCOMMANDS = {
@@ -60,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
+    except (OSError, RuntimeError) as exc:
+        message = describe_fault(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 def _load(module: str):

@@ -143,6 +143,7 @@ def read_public_checkpoint(path, trust: bool = False) -> tuple[MelHuBERT, dict |
     model = MelHuBERT(cfg)
     if "final_proj.weight" not in state:  # a checkpoint without the cluster head: keep the fresh one
         state.update({k: v for k, v in model.state_dict().items() if k.startswith("final_proj.")})
+    _check_shapes(path, state, model.state_dict())
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CompressLibError(
@@ -157,6 +158,16 @@ def read_public_checkpoint(path, trust: bool = False) -> tuple[MelHuBERT, dict |
         weight_pruned=bool(masks),
     )
     return model, (masks or None), meta
+
+
+def _check_shapes(path, state: dict, expected: dict) -> None:
+    """Name the first tensor whose shape differs from the MelHuBERT its config describes (a damaged file)."""
+    for key, value in state.items():
+        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
+            raise CompressLibError(
+                f"{path}: tensor {key} has shape {tuple(value.shape)} but the checkpoint's own config and other "
+                f"weights call for {tuple(expected[key].shape)}; the file is damaged or edited: re-download it"
+            )
 
 
 def import_public_checkpoint(path, trust: bool = False) -> MelHuBERT:

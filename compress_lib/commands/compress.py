@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.commands.checks import density_arg, positive_float_arg, progress_bars, seed_arg
+from compress_lib.errors import CompressLibError, check_choice, check_input_file, check_output_folder
 from compress_lib.presets import PRESET_NAMES
 
 METHOD_CHOICES = ("weight", "heads", "ffn", "distill", "truncate", "combined")
@@ -34,8 +35,8 @@ def add_arguments(parser) -> None:
                         help="corpus the teacher was pretrained on (default: work/corpus)")
     parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=None,
                         help="check that the teacher has this frame rate (default: take the teacher's)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of batches, masks and student initialisation")
-    parser.add_argument("--target-density", type=float, default=None,
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of batches, masks and student initialisation")
+    parser.add_argument("--target-density", type=density_arg, default=None,
                         help="weight/heads/ffn: stop at this density (default: the preset's end point)")
     parser.add_argument("--layers", default=None, help="distill/truncate: student depths, e.g. 2,6 (default: preset)")
     parser.add_argument("--student", type=Path, default=None,
@@ -44,7 +45,7 @@ def add_arguments(parser) -> None:
                         help="heads/combined: importance score (default: gradient, as in the paper)")
     parser.add_argument("--no-keep-best-head", action="store_true",
                         help="heads/combined: allow a layer to lose all its heads")
-    parser.add_argument("--temperature", type=float, default=None, help="distill/combined: softmax temperature")
+    parser.add_argument("--temperature", type=positive_float_arg, default=None, help="distill/combined: softmax temperature")
     parser.add_argument("--masked-input", action="store_true", help="distill/combined: mask the student's input")
     parser.add_argument("--init", choices=("random", "teacher"), default=None,
                         help="distill/combined: student initialisation (default: random, as in the paper)")
@@ -104,13 +105,33 @@ def parse_set_options(items: list[str], cls) -> dict:
                 out[name] = type(default)(value)
         except ValueError:
             raise CompressLibError(f"--set {name}={value!r}: expected a {type(default).__name__}") from None
+        if isinstance(out[name], (int, float)) and not isinstance(out[name], bool):
+            _check_setting_number(name, out[name])
     return out
+
+
+def _check_setting_number(name: str, value) -> None:
+    """Every numeric compression setting is a count, a rate or a fraction: finite and >= 0."""
+    import math
+
+    if not (math.isfinite(value) and value >= 0):
+        raise CompressLibError(f"--set {name}={value}: give a finite number >= 0")
+
+
+def check_paths(args) -> None:
+    """The teacher (and student) are checkpoint files and --out can be written: before any work."""
+    check_input_file(args.teacher, "--teacher")
+    if args.student is not None:
+        check_input_file(args.student, "--student")
+    check_output_folder(args.out)
 
 
 def load_data(data_dir, teacher_path):
     """The teacher's pretraining features and targets (see compress_lib.pretrain.load_pretraining_data)."""
+    from compress_lib.data.manifest import check_data_dir
     from compress_lib.pretrain import load_pretraining_data
 
+    check_data_dir(data_dir)
     return load_pretraining_data(data_dir, teacher_path)
 
 
@@ -125,6 +146,7 @@ def run(args) -> int:
     if args.student is not None and method != "combined":
         raise CompressLibError("--student applies to the combined method only")
     overrides = overrides_from_args(args)
+    check_paths(args)
     teacher_cfg = load_checkpoint(args.teacher).config
     if args.frame_ms is not None and args.frame_ms != teacher_cfg.frame_ms:
         raise CompressLibError(f"--frame-ms {args.frame_ms} but {args.teacher} is a {teacher_cfg.frame_ms} ms model; "
@@ -135,7 +157,8 @@ def run(args) -> int:
         kwargs["target_density"] = args.target_density
     if method == "combined":
         kwargs["student_path"] = args.student
-    points = RUNNERS[method](args.teacher, feats, targets, args.out, **kwargs)
+    with progress_bars(not args.no_progress):
+        points = RUNNERS[method](args.teacher, feats, targets, args.out, **kwargs)
     print(format_points(method, points))
     print(f"trajectory: {Path(args.out) / 'trajectory.json'}")
     return 0

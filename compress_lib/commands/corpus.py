@@ -13,10 +13,13 @@ Convert real corpora into the same manifests (nothing is copied; the manifests p
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 
+from compress_lib.commands.checks import seed_arg
 from compress_lib.data.manifest import SPLITS
+from compress_lib.errors import CompressLibError, check_output_folder
 
 EPILOG = """\
 examples:
@@ -31,8 +34,9 @@ splits written to OUT/<split>.jsonl (one JSON object per utterance: id, path, du
                               dev-clean, test-clean (phones from --lexicon, stress digits dropped: 39 CMU phones)
   sid-train, sid-dev, sid-test  generated: 60 augmented speakers in all three | VoxCeleb1: iden_split.txt 1 / 2 / 3
 OUT/corpus.json records the engine versions, seed, scale, counts and (generated) the trivial speaker-ID baseline.
-Rerunning with the same seed and scale reuses a complete corpus (--force regenerates); the files are
-byte-identical whatever --jobs. See data/corpus/README.md.
+Rerunning with the same seed and scale reuses a complete corpus (--force regenerates); OUT holding a corpus
+of another seed or scale is an error unless --force (which replaces it). The files are byte-identical
+whatever --jobs. See data/corpus/README.md.
 """
 
 
@@ -42,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="corpus folder to write (new, empty, or a corpus of ours)")
     gen = parser.add_argument_group("generate the stand-in corpus")
     gen.add_argument("--scale", type=float, default=1.0, help="size: 1 = about 7 h; 0.02 = seconds (tests)")
-    gen.add_argument("--seed", type=int, default=0, help="fixes every voice, sentence and augmentation")
+    gen.add_argument("--seed", type=seed_arg, default=0, help="fixes every voice, sentence and augmentation")
     gen.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel synthesis processes")
     gen.add_argument("--recipe", help="recipe JSON (default: data/corpus/recipe.json)")
     gen.add_argument("--force", action="store_true", help="regenerate even if OUT holds this corpus already")
@@ -62,6 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     start = time.perf_counter()
+    check_values(args)
+    check_output_folder(args.out)
     if args.from_librispeech or args.from_voxceleb or args.lexicon:
         from compress_lib.data.real import convert_corpora
 
@@ -78,6 +84,8 @@ def run(args) -> int:
         from compress_lib.data.generate import generate_corpus, read_corpus_info
 
         before = read_corpus_info(args.out)
+        if not args.force:
+            check_same_corpus(args.out, before, args.seed, args.scale)
         info = generate_corpus(
             args.out,
             scale=args.scale,
@@ -91,6 +99,27 @@ def run(args) -> int:
             print(f"{args.out} already holds this corpus (seed {args.seed}, scale {args.scale}); --force regenerates")
     print(report(info, time.perf_counter() - start))
     return 0
+
+
+def check_values(args) -> None:
+    """--scale is a finite number > 0 (not nan, inf, 0 or negative), --jobs at least 1: before any work."""
+    if not (math.isfinite(args.scale) and args.scale > 0):
+        raise CompressLibError(f"--scale must be positive and finite, got {args.scale}: e.g. 1 (about 7 h) or 0.02")
+    if args.jobs < 1:
+        raise CompressLibError(f"--jobs must be at least 1, got {args.jobs}")
+
+
+def check_same_corpus(out, info: dict | None, seed: int, scale: float) -> None:
+    """Refuse to overwrite a corpus of another kind, seed or scale without --force (it took time to make)."""
+    if not info:
+        return
+    if info.get("kind") != "generated":
+        raise CompressLibError(f"--out {out} holds a converted ({info.get('kind')}) corpus, not a generated one: "
+                               "choose another --out, or pass --force to replace it")
+    old_seed, old_scale = info.get("seed"), info.get("scale")
+    if old_seed != seed or old_scale != float(scale):
+        raise CompressLibError(f"--out {out} holds a corpus of seed {old_seed}, scale {old_scale}, not seed {seed}, "
+                               f"scale {scale}: choose another --out, or pass --force to replace it")
 
 
 def report(info: dict, seconds: float) -> str:

@@ -18,8 +18,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from compress_lib.checkpoint import save_checkpoint
+    from compress_lib.errors import check_input_file, check_output_file
     from compress_lib.import_checkpoint import read_public_checkpoint
 
+    check_input_file(args.path, "PATH", inside="melhubert.ckpt")
+    check_output_file(args.out, "--out", example="melhubert.pt")
     model, masks, meta = read_public_checkpoint(args.path, trust=args.trust)
     save_checkpoint(args.out, model, masks=masks, **meta)
     cfg = model.cfg

@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from compress_lib.commands.checks import progress_bars, seed_arg
+from compress_lib.errors import check_output_folder
 from compress_lib.presets import PRESET_NAMES
 
 
@@ -24,15 +26,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frame-ms", type=int, default=20, choices=(10, 20), help="frame rate (default: 20)")
     parser.add_argument("--stage", type=int, choices=(1, 2), default=None,
                         help="run only this stage (default: the preset's stages; paper and smoke: 1 then 2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, crops, masks, k-means")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of initialisation, crops, masks, k-means")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def run(args) -> int:
     from compress_lib.pretrain import pretrain
 
-    final = pretrain(args.data, args.out, preset=args.preset, frame_ms=args.frame_ms, stage=args.stage,
-                     seed=args.seed, progress=not args.no_progress)
+    from compress_lib.data.manifest import check_data_dir
+
+    check_data_dir(args.data)
+    check_output_folder(args.out)
+    with progress_bars(not args.no_progress):
+        final = pretrain(args.data, args.out, preset=args.preset, frame_ms=args.frame_ms, stage=args.stage,
+                         seed=args.seed, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         summary = json.loads((Path(args.out) / "pretrain.json").read_text())
         for stage in (1, 2):

@@ -76,8 +76,9 @@ def load_model(args):
         return f"melhubert-{args.frame_ms}ms", MelHuBERT(cfg).eval(), None
     if Path(name).exists():
         from compress_lib.checkpoint import load_checkpoint
+        from compress_lib.errors import check_input_file
 
-        ckpt = load_checkpoint(name)
+        ckpt = load_checkpoint(check_input_file(name, "MODEL"))
         return name, ckpt.model, ckpt.masks
     raise CompressLibError(
         f"unknown model {name!r}: give a zoo name ({', '.join(ZOO)}), '{MELHUBERT}', or an existing checkpoint path"
@@ -113,6 +114,9 @@ def run(args) -> int:
         raise CompressLibError(f"--seconds must be > 0, got {args.seconds}")
     _positive(args.batch, "--batch")
     _positive(args.repeats, "--repeats")
+    _positive(args.threads, "--threads")
+    if args.num_layers is not None and args.num_layers < 0:
+        raise CompressLibError(f"--num-layers must be >= 0, got {args.num_layers}")
     name, model, masks = load_model(args)
     report = profile_model(
         model, masks=masks, num_layers=args.num_layers, seconds=args.seconds, batch=args.batch, device=args.device,

@@ -11,10 +11,15 @@ loader needs FFmpeg here). Every way a file can be wrong gets one clear error na
 | stereo / multi-channel | error: mix it down to mono first (the study never guesses which channel is speech) |
 | a sample rate other than 16 kHz | resampled to 16 kHz (torchaudio's band-limited sinc), with one warning per rate |
 | no samples at all | error |
+| NaN or infinite samples (a float wav) | error: regenerate / re-download it |
+
+`write_wav` turns libsndfile's vague "System error" (a full disk, a folder without write permission) into the
+`OSError` it stands for, naming the file, so the command line reports it in one line.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 import wave
@@ -81,6 +86,9 @@ def read_checked(path: Path) -> tuple[np.ndarray, int]:
         )
     if samples.shape[0] == 0:
         raise CompressLibError(f"audio file {path} holds no samples; regenerate or re-download it")
+    if not np.isfinite(samples).all():
+        raise CompressLibError(f"audio file {path} holds NaN or infinite samples; it is damaged: regenerate or "
+                               "re-download it")
     return samples[:, 0], int(rate)
 
 
@@ -96,4 +104,14 @@ def _wav_declared_frames(path: Path) -> int | None:
 def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write float samples in [-1, 1] as 16-bit PCM wav (x 32768 as libsndfile reads it back, rounded, clipped)."""
     pcm = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-    sf.write(str(path), pcm, rate, subtype="PCM_16", format="WAV")
+    try:
+        sf.write(str(path), pcm, rate, subtype="PCM_16", format="WAV")
+    except sf.LibsndfileError as exc:
+        code = _libsndfile_errno() or errno.EIO
+        raise OSError(code, f"{os.strerror(code)} ({exc.error_string})", str(path)) from exc
+
+
+def _libsndfile_errno() -> int:
+    """The C errno a failed libsndfile call left behind (ENOSPC for a full disk), 0 if unknown."""
+    ffi = getattr(sf, "_ffi", None)
+    return int(getattr(ffi, "errno", 0) or 0)

@@ -350,8 +350,8 @@ def generate_corpus(
 
     Reuses an existing complete corpus of the same seed, scale, recipe and engine versions unless `force`.
     """
-    if not scale > 0:
-        raise CompressLibError(f"--scale must be positive, got {scale}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise CompressLibError(f"--scale must be a finite number > 0, got {scale}")
     if jobs < 1:
         raise CompressLibError(f"--jobs must be at least 1, got {jobs}")
     out = Path(out_dir)

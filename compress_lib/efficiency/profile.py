@@ -5,7 +5,7 @@ from __future__ import annotations
 from compress_lib.efficiency.macs import macs_per_second
 from compress_lib.efficiency.ops import operator_call_counts
 from compress_lib.efficiency.params import count_parameters
-from compress_lib.efficiency.runtime import real_time_factor
+from compress_lib.efficiency.runtime import check_model_input_memory, real_time_factor
 
 
 def profile_model(
@@ -27,6 +27,7 @@ def profile_model(
     feature_real_time_factor (MelHuBERT's log-Mel extraction; 0 for waveform models), operator_calls (top-level
     aten operators on CPU / CUDA kernels on a GPU), cpu_operators, cuda_kernels, device, threads, seconds, batch.
     """
+    check_model_input_memory(model, seconds, batch, device)  # before any work: refuse what cannot fit
     counts = count_parameters(model, masks, num_layers)
     rtf = real_time_factor(model, seconds, batch, device, repeats, warmup, num_layers, threads)
     calls = operator_call_counts(model, 1.0, 1, device, num_layers)

@@ -10,10 +10,16 @@ default attention kernels (the fused SDPA kernel where PyTorch picks it): timing
 MelHuBERT reads log-Mel features, so its feature extraction (Kaldi fbank of the waveform, normalisation, frame
 stacking at 20 ms) is timed separately (`feature_*` keys); the zoo models read the waveform directly (their CNN
 front-end is part of the encoder time) and have no separate feature cost. Inputs are random (seeded).
+
+Memory guard: self-attention holds a (batch x heads x T x T) float32 score matrix per layer, quadratic in the
+input length T (frames). Before any forward, `check_attention_memory` estimates it and refuses, with one clear
+error, inputs whose score matrix would exceed half the memory available (`MemAvailable` of /proc/meminfo on
+CPU, free GPU memory on CUDA): an hour of speech at 20 ms is 180,000 frames, terabytes of scores.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from contextlib import ExitStack, contextmanager
@@ -28,6 +34,66 @@ from compress_lib.model import MelHuBERT
 from compress_lib.zoo import SAMPLE_RATE
 
 DEVICES = ("cpu", "cuda")
+ATTENTION_MEMORY_FRACTION = 0.5  # the score matrix may take at most this share of the memory available
+WAVEFORM_FRAMES_PER_SECOND = 50  # the zoo models' CNN front-end: one frame per 20 ms
+
+
+def available_memory_bytes(device: str = "cpu") -> int | None:
+    """Memory a new allocation can use now: free GPU memory on CUDA, MemAvailable on CPU; None if unknown."""
+    if device == "cuda":
+        return int(torch.cuda.mem_get_info()[0]) if torch.cuda.is_available() else None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def attention_frames(model, seconds: float) -> int:
+    """Frames the encoder's self-attention sees for `seconds` of speech."""
+    if isinstance(model, MelHuBERT):
+        return max(1, round(seconds * model.cfg.frames_per_second))
+    return max(1, round(seconds * WAVEFORM_FRAMES_PER_SECOND))
+
+
+def max_attention_heads(model) -> int:
+    """The most attention heads any layer of `model` has (at least 1)."""
+    return max([int(getattr(m, "num_heads", 0) or 0) for m in model.modules()] + [1])
+
+
+def attention_score_bytes(frames: int, heads: int, batch: int = 1) -> int:
+    """Bytes of one layer's float32 attention scores: batch x heads x frames^2 x 4."""
+    return int(batch) * int(heads) * int(frames) ** 2 * 4
+
+
+def check_attention_memory(frames: int, heads: int, batch: int = 1, device: str = "cpu",
+                           what: str = "the input") -> None:
+    """Refuse (CompressLibError) an input whose attention scores would not fit in the memory available."""
+    need = attention_score_bytes(frames, heads, batch)
+    available = available_memory_bytes(device)
+    if available is None or need <= ATTENTION_MEMORY_FRACTION * available:
+        return
+    longest = int(math.sqrt(ATTENTION_MEMORY_FRACTION * available / (4 * batch * heads)))
+    raise CompressLibError(
+        f"{what} is too long for this machine: {frames:,} frames need {need / 2**30:,.1f} GiB of attention scores "
+        f"per layer (batch {batch} x {heads} heads x frames^2 x 4 bytes), over the limit of "
+        f"{ATTENTION_MEMORY_FRACTION:.0%} of the {available / 2**30:,.1f} GiB available ({device}): use at most "
+        f"{longest:,} frames (shorter --seconds, a smaller --batch, or cut the audio)"
+    )
+
+
+def check_model_input_memory(model, seconds: float, batch: int = 1, device: str = "cpu") -> None:
+    """`check_attention_memory` for `batch` inputs of `seconds` of speech through `model`."""
+    check_attention_memory(attention_frames(model, seconds), max_attention_heads(model), batch, device,
+                           what=f"{seconds:g} s x batch {batch}")
 
 
 def log_mel_features(wave: torch.Tensor, frame_ms: int) -> torch.Tensor:
@@ -147,6 +213,8 @@ def interleaved_real_time_factors(
     """
     check_seconds_batch(seconds, batch)
     check_device(device)
+    for model, _ in models:
+        check_model_input_memory(model, seconds, batch, device)
     with num_threads(threads) as used_threads, ExitStack() as restore:
         forwards = []
         for model, num_layers in models:
