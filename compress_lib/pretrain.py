@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from compress_lib.checkpoint import atomic_torch_save, load_checkpoint, safe_torch_load, save_checkpoint
 from compress_lib.config import MODEL_PRESETS, config_for_preset
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
 from compress_lib.objective import CropBatcher, masked_prediction_loss
 from compress_lib.presets import check_preset
@@ -430,28 +431,36 @@ def pretrain(data_dir, out_dir, preset: str = "study", frame_ms: int = 20, stage
     stages = settings["stages"] if stage is None else (check_choice(int(stage), (1, 2), "stage"),)
     rank, world, device, started = init_distributed()
     try:
-        feats = rank0_first(lambda: _load_feats(data_dir, frame_ms))
-        summary_path = out_dir / "pretrain.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        for s in stages:
-            t0 = time.time()
-            path = run_stage(s, data_dir, out_dir, preset, frame_ms, seed, feats, settings, rank, world, device,
-                             progress)
-            meta = load_checkpoint(path).meta
-            summary[f"stage{s}"] = {k: meta[k] for k in ("steps", "final_loss", "final_accuracy", "eval_loss",
-                                                         "eval_accuracy", "train_seconds")}
-            summary[f"stage{s}"]["wall_seconds_this_call"] = round(time.time() - t0, 1)
-        final = out_dir / "model.pt"
-        if rank == 0:
-            ckpt = load_checkpoint(out_dir / f"stage{stages[-1]}" / "model.pt")
-            save_checkpoint(final, ckpt.model, **_with_relpaths(ckpt.meta, final))
-            summary.update(preset=preset, frame_ms=frame_ms, seed=seed, world_size=world,
-                           settings=_json_safe(settings), final_stage=stages[-1])
-            tmp = summary_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
-            tmp.replace(summary_path)
-        _barrier()
-        return final
+        with folder_lock(out_dir, what="pretrain", temp_files=(".*.tmp", "stage*/.*.tmp")):
+            return _pretrain_stages(data_dir, out_dir, preset, frame_ms, stages, seed, settings, rank, world,
+                                    device, progress)
     finally:
         if started:
             dist.destroy_process_group()
+
+
+def _pretrain_stages(data_dir, out_dir: Path, preset: str, frame_ms: int, stages, seed: int, settings: dict,
+                     rank: int, world: int, device, progress: bool) -> Path:
+    """The body of `pretrain`, run while this process holds OUT: each stage, then OUT/model.pt and its summary."""
+    feats = rank0_first(lambda: _load_feats(data_dir, frame_ms))
+    summary_path = out_dir / "pretrain.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    for s in stages:
+        t0 = time.time()
+        path = run_stage(s, data_dir, out_dir, preset, frame_ms, seed, feats, settings, rank, world, device,
+                         progress)
+        meta = load_checkpoint(path).meta
+        summary[f"stage{s}"] = {k: meta[k] for k in ("steps", "final_loss", "final_accuracy", "eval_loss",
+                                                     "eval_accuracy", "train_seconds")}
+        summary[f"stage{s}"]["wall_seconds_this_call"] = round(time.time() - t0, 1)
+    final = out_dir / "model.pt"
+    if rank == 0:
+        ckpt = load_checkpoint(out_dir / f"stage{stages[-1]}" / "model.pt")
+        save_checkpoint(final, ckpt.model, **_with_relpaths(ckpt.meta, final))
+        summary.update(preset=preset, frame_ms=frame_ms, seed=seed, world_size=world,
+                       settings=_json_safe(settings), final_stage=stages[-1])
+        tmp = summary_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
+        tmp.replace(summary_path)
+    _barrier()
+    return final

@@ -164,10 +164,19 @@ def ensure_teacher(data_dir, work_dir, preset: str, frame_ms: int, seed: int, pr
     `pretrain` skips finished stages and resumes an interrupted one, so this returns in seconds once the
     pretraining notebook has run.
     """
-    from compress_lib.pretrain import pretrain
+    from compress_lib.checkpoint import load_checkpoint
+    from compress_lib.pretrain import pretrain, pretrain_settings
 
     run_dir = pretrain_dir(work_dir, frame_ms)
     check_pretrain_folder(run_dir, preset, seed)
+    final, summary = run_dir / "model.pt", run_dir / "pretrain.json"
+    if final.is_file() and summary.is_file():  # finished: read only, so notebooks run side by side never contend
+        if json.loads(summary.read_text()).get("final_stage") == pretrain_settings(preset, frame_ms)["stages"][-1]:
+            try:
+                load_checkpoint(final)
+                return final
+            except Exception:  # noqa: BLE001  damaged: pretrain() below writes it again from its last stage
+                pass
     return pretrain(data_dir, run_dir, preset=preset, frame_ms=frame_ms, seed=seed, progress=progress)
 
 

@@ -3,6 +3,9 @@
 `smoke_corpus`: a tiny stand-in corpus (scale 0.02: about 80 utterances, 7 minutes of audio, every split,
 8 speakers in each SID split), generated once per test session in a few seconds. Every area's tests use it;
 its `.cache/` (features, k-means labels) is shared within the session.
+
+`one_thread` and `teacher_and_data` serve the compression tests: a module that runs trajectories marks itself
+`pytestmark = pytest.mark.usefixtures("one_thread")` and runs `run_method(method, teacher_and_data, out)`.
 """
 
 from __future__ import annotations
@@ -42,3 +45,28 @@ def make_synthetic_teacher(directory, num_utterances: int):
     feats = [torch.randn(int(n), cfg.feat_dim, generator=g) for n in lengths]
     targets = [torch.randint(0, cfg.num_clusters, (f.shape[0],), generator=g) for f in feats]
     return path, feats, targets
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest (and steadiest on a shared machine) on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def teacher_and_data(tmp_path_factory):
+    """A randomly initialised smoke-size teacher and synthetic frames/targets of its shape (one per module)."""
+    return make_synthetic_teacher(tmp_path_factory.mktemp("teacher"), num_utterances=12)
+
+
+def run_method(method, teacher_and_data, out, **kw):
+    """Run one compression trajectory at the smoke preset on `teacher_and_data`, quietly."""
+    from compress_lib.compression import RUNNERS
+
+    path, feats, targets = teacher_and_data
+    return RUNNERS[method](path, feats, targets, out, preset="smoke", progress=False, **kw)

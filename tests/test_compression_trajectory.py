@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import make_synthetic_teacher
+from conftest import run_method
 import torch
 
 import compress_lib.training as training
@@ -15,24 +15,8 @@ from compress_lib.errors import CompressLibError
 from compress_lib.model import MelHuBERT
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest (and steadiest on a shared machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def teacher_and_data(tmp_path_factory):
-    """A randomly initialised smoke-size teacher and synthetic frames/targets of its shape."""
-    return make_synthetic_teacher(tmp_path_factory.mktemp("teacher"), num_utterances=12)
-
-
-def run(method, teacher_and_data, out, **kw):
-    path, feats, targets = teacher_and_data
-    return RUNNERS[method](path, feats, targets, out, preset="smoke", progress=False, **kw)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run fastest on one thread
+run = run_method  # conftest: one smoke trajectory on the module's teacher_and_data
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -11,7 +11,7 @@ the same"). The density of a point is the parameter count of its Transformer lay
 from __future__ import annotations
 
 from compress_lib.compression.common import (
-    Stage, layer_parameters, load_teacher, no_training, open_run, run_trajectory, unfrozen_copy,
+    Stage, holds_out_dir, layer_parameters, load_teacher, no_training, open_run, run_trajectory, unfrozen_copy,
 )
 from compress_lib.compression.distill import distillation_stage, eval_distillation_loss, student_config
 from compress_lib.compression.ffn import ffn_pruning_stage
@@ -27,6 +27,7 @@ def split_evenly(total: int, steps: int) -> list[int]:
     return [total // steps + (1 if i < total % steps else 0) for i in range(steps)]
 
 
+@holds_out_dir("combined")
 def run_combined(teacher_path, feats, targets, out_dir, preset: str = "study", seed: int = 0,
                  student_path=None, progress: bool = True, **overrides) -> list[dict]:
     """The combined trajectory (resumable); point 0 is the distilled student, then one point per pruning step."""

@@ -16,18 +16,27 @@ combined recipe), train_loss (mean of the stage's last 20 training steps), stage
 updates of the stage / since the start of the trajectory), stage_elapsed_s / elapsed_s (seconds, summed over
 interrupted runs), structure (layer_heads, layer_ffn_dims, parameters, nonzero_parameters, macs_per_second,
 ...), what the method decided (removed heads and their scores, target density, convergence, ...) and
-checkpoint (relative to DIR).
+checkpoint (relative to DIR), checkpoint_sha256 and checkpoint_bytes (of the file as written).
 
-Rerunning the same command skips recorded points, reloads a pruned-but-untrained stage from `start.pt` and
-resumes its training from `state.pt`; the results equal those of an uninterrupted run.
+Rerunning the same command first verifies every recorded point's checkpoint (present, of the recorded size and
+SHA-256; a record older than those fields: loadable). The first missing or damaged point and every point after
+it are dropped and computed again from the last good one, bit-identically (same seeds, same batches). It then
+skips recorded points, reloads a pruned-but-untrained stage from `start.pt` and resumes its training from
+`state.pt`; the results equal those of an uninterrupted run.
+
+A run holds its folder: `run_<method>` functions are wrapped in `holds_out_dir`, which takes the folder's lock
+(`compress_lib.locking`) for the whole run, so two runs into one folder never mix their points.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -39,6 +48,7 @@ from torch import nn
 
 from compress_lib.checkpoint import load_checkpoint, save_checkpoint
 from compress_lib.errors import CompressLibError
+from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
 from compress_lib.objective import CropBatcher, masked_prediction_loss
 from compress_lib.training import TrainConfig, step_seed, train, write_log_csv
@@ -46,6 +56,7 @@ from compress_lib.training import TrainConfig, step_seed, train, write_log_csv
 from compress_lib.compression.presets import CompressSettings
 
 TRAJECTORY_FILE = "trajectory.json"
+TEMP_FILES = (".*.tmp", "points/*/.*.tmp", "stages/*/.*.tmp")  # what atomic writes of a killed run leave behind
 EVAL_RANK = 20_000  # batch stream of the evaluation batches: no training process draws it
 
 
@@ -312,12 +323,38 @@ class Trajectory:
         return ckpt.model, ckpt.masks
 
     def add_point(self, k: int, model: MelHuBERT, masks: dict | None, point: dict) -> dict:
+        """Write point k's checkpoint and record the point (with the file's size and SHA-256)."""
+        from compress_lib.pretrain import file_sha256
+
         rel = Path("points") / str(k) / "model.pt"
         point = {"index": k, **point, "checkpoint": str(rel)}
-        save_checkpoint(self.dir / rel, model, masks, method=self.method, **_meta_safe(point))
+        path = self.dir / rel
+        save_checkpoint(path, model, masks, method=self.method, **_meta_safe(point))
+        point.update(checkpoint_sha256=file_sha256(path), checkpoint_bytes=path.stat().st_size)
         self.points = self.points[:k] + [point]
         self.save()
         return point
+
+    def first_damaged_point(self) -> tuple[int, str] | None:
+        """(index, what is wrong) of the first recorded point whose checkpoint cannot be trusted; None if all are
+        sound (see `checkpoint_problem`)."""
+        for k, point in enumerate(self.points):
+            problem = checkpoint_problem(self.dir / point["checkpoint"], point)
+            if problem:
+                return k, problem
+        return None
+
+    def drop_points_from(self, k: int) -> None:
+        """Forget points k, k+1, ...: their checkpoints and the scratch files of their stages (all derived from
+        the forgotten points) are deleted, so that the next run computes them again."""
+        for point in self.points[k:]:
+            (self.dir / point["checkpoint"]).unlink(missing_ok=True)
+        stages = self.dir / "stages"
+        for stage_dir in (stages.iterdir() if stages.is_dir() else []):
+            if stage_dir.name.isdigit() and int(stage_dir.name) >= k:
+                _clean_stage(stage_dir)
+        self.points = self.points[:k]
+        self.save()
 
     def save(self) -> None:
         record = {"method": self.method, "settings": self.settings, **self.info, "points": self.points}
@@ -325,7 +362,11 @@ class Trajectory:
 
 
 def run_trajectory(traj: Trajectory, stages: list[Stage], start=None) -> list[dict]:
-    """Run (or resume) the stages in order; returns all points. `start`: the (model, masks) stage 0 prepares from."""
+    """Run (or resume) the stages in order; returns all points. `start`: the (model, masks) stage 0 prepares from.
+
+    Recorded points whose checkpoint is missing or damaged are computed again first (`forget_damaged_points`).
+    """
+    forget_damaged_points(traj)
     for k, stage in enumerate(stages):
         stage_dir = traj.stage_dir(k)
         if k < len(traj.points):
@@ -333,8 +374,8 @@ def run_trajectory(traj: Trajectory, stages: list[Stage], start=None) -> list[di
             continue
         t0 = time.perf_counter()
         start_path = stage_dir / "start.pt"
-        if start_path.is_file():
-            ckpt = load_checkpoint(start_path)
+        ckpt = _load_stage_start(start_path)
+        if ckpt is not None:
             model, masks, info, prepare_s = ckpt.model, ckpt.masks, ckpt.meta["info"], ckpt.meta["prepare_s"]
         else:
             previous = (traj.load_point(k - 1) if k > 0 else start) if stage.from_previous else None
@@ -364,6 +405,55 @@ def run_trajectory(traj: Trajectory, stages: list[Stage], start=None) -> list[di
     return traj.points
 
 
+def forget_damaged_points(traj: Trajectory) -> None:
+    """Drop the first recorded point whose checkpoint is missing or damaged and every point after it (they were
+    computed from it), with a one-line note; the run then computes them again from the last good point."""
+    damaged = traj.first_damaged_point()
+    if damaged is None:
+        return
+    k, problem = damaged
+    last = len(traj.points) - 1
+    which = f"point {k}" if k == last else f"points {k}-{last}"
+    source = f"point {k - 1}" if k > 0 else "the start"
+    print(f"note: {traj.checkpoint_path(k)} {problem}; computing {which} of {traj.dir} again from {source}",
+          file=sys.stderr)
+    traj.drop_points_from(k)
+
+
+def checkpoint_problem(path: Path, point: dict, sha256: str | None = None) -> str | None:
+    """What is wrong with a point's checkpoint file, as a phrase ("is missing", ...); None when it is the file
+    the point recorded: same size and SHA-256 (`sha256`: the file's, if already computed), or, for a point
+    recorded before those were kept, a checkpoint that loads."""
+    from compress_lib.pretrain import file_sha256
+
+    path = Path(path)
+    if not path.is_file():
+        return "is missing"
+    size, recorded = point.get("checkpoint_bytes"), point.get("checkpoint_sha256")
+    if size is not None and path.stat().st_size != size:
+        return f"has {path.stat().st_size} bytes where {size} were written (damaged)"
+    if recorded is not None:
+        return None if (sha256 or file_sha256(path)) == recorded else "differs from the file that was written (SHA-256)"
+    try:
+        load_checkpoint(path)
+    except CompressLibError:
+        return "is damaged (it does not load)"
+    return None
+
+
+def _load_stage_start(path: Path):
+    """A stage's pruned-but-untrained model (its checkpoint), or None when there is none or it is damaged (then it
+    is deleted, with a note, and the stage is prepared again)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_checkpoint(path)
+    except CompressLibError:
+        print(f"note: {path} is damaged; preparing the stage again", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def _clean_stage(stage_dir: Path) -> None:
     """A recorded point replaces its stage's model and training state (the log stays)."""
     for name in ("start.pt", "state.pt"):
@@ -388,6 +478,24 @@ def atomic_write_text(path, text: str) -> None:
 
 
 # -- opening a run -------------------------------------------------------------------------------------------------
+def holds_out_dir(method: str):
+    """Decorator of a `run_<method>(teacher_path, feats, targets, out_dir, ...)`: the run holds `out_dir`'s lock
+    from start to end (a second run into the folder fails at once; see compress_lib.locking), and the temporary
+    files a killed run left in the folder are deleted on start."""
+    def decorate(run: Callable) -> Callable:
+        signature = inspect.signature(run)
+
+        @functools.wraps(run)
+        def locked_run(*args, **kwargs):
+            out_dir = signature.bind(*args, **kwargs).arguments["out_dir"]
+            with folder_lock(out_dir, what=f"compress {method}", temp_files=TEMP_FILES):
+                return run(*args, **kwargs)
+
+        return locked_run
+
+    return decorate
+
+
 def open_run(method: str, out_dir, teacher_path, feats, targets, preset: str, seed: int = 0,
              overrides: dict | None = None, options: dict | None = None, info: dict | None = None,
              progress: bool = True) -> tuple[CompressionContext, Trajectory]:
@@ -395,6 +503,7 @@ def open_run(method: str, out_dir, teacher_path, feats, targets, preset: str, se
 
     overrides: CompressSettings fields replacing the preset's. options: method choices that change results
     (recorded; resuming with others is an error). info: recorded, not compared (e.g. the target density).
+    Call it inside the folder's lock (the `run_<method>` functions hold it: `holds_out_dir`).
     """
     from compress_lib.compression.presets import compress_settings
     from compress_lib.pretrain import data_fingerprint, file_sha256, pretrain_settings
@@ -476,3 +585,53 @@ def densities_until(reachable: list[float], target: float) -> list[float]:
         if d <= target + 1e-9:
             break
     return out
+
+
+# -- checking a point from outside (evaluation) --------------------------------------------------------------------
+def trajectory_point_of(path) -> tuple[Path, int] | None:
+    """(trajectory folder, point index) when `path` is DIR/points/<k>/model.pt beside a DIR/trajectory.json."""
+    path = Path(path).absolute()
+    if path.name != "model.pt" or path.parent.parent.name != "points" or not path.parent.name.isdigit():
+        return None
+    traj_dir = path.parent.parent.parent
+    return (traj_dir, int(path.parent.name)) if (traj_dir / TRAJECTORY_FILE).is_file() else None
+
+
+def rebuild_command(traj_dir) -> str:
+    """The command that reruns the trajectory in `traj_dir` (and so rebuilds its missing or damaged points)."""
+    try:
+        record = json.loads((Path(traj_dir) / TRAJECTORY_FILE).read_text())
+    except (OSError, ValueError):
+        record = {}
+    settings = record.get("settings", {})
+    parts = ["compress-lib compress", str(record.get("method", "METHOD")), "--teacher",
+             str(record.get("teacher", "TEACHER")), "--preset", str(settings.get("preset", "PRESET")),
+             "--out", str(traj_dir)]
+    if settings.get("seed"):
+        parts += ["--seed", str(settings["seed"])]
+    return " ".join(parts)
+
+
+def check_trajectory_point(path, sha256: str | None = None) -> None:
+    """For a recorded point of a trajectory (DIR/points/<k>/model.pt): an error naming the command that rebuilds
+    it when the file is missing or is not the one the trajectory recorded. Other paths pass unchecked.
+
+    sha256: the file's SHA-256 when the caller has already computed it.
+    """
+    located = trajectory_point_of(path)
+    if located is None:
+        return
+    traj_dir, k = located
+    try:
+        points = json.loads((traj_dir / TRAJECTORY_FILE).read_text()).get("points", [])
+    except (OSError, ValueError):
+        return  # a damaged trajectory.json: the compress command itself reports it
+    point = next((p for p in points if p.get("index") == k), None)
+    if point is None:
+        return
+    problem = checkpoint_problem(path, point, sha256)
+    if problem:
+        raise CompressLibError(
+            f"{path} {problem}; rerun `{rebuild_command(traj_dir)}` with the options it was started with: it "
+            "rebuilds missing and damaged points"
+        )

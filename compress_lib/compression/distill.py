@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from compress_lib.compression.common import (
-    CompressionContext, Stage, open_run, run_trajectory,
+    CompressionContext, Stage, holds_out_dir, open_run, run_trajectory,
 )
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.errors import CompressLibError
@@ -110,6 +110,7 @@ def distillation_stage(ctx: CompressionContext, k: int, num_layers: int, measure
     return Stage(f"{num_layers}-layer student", prepare, train, measure, from_previous=False)
 
 
+@holds_out_dir("distill")
 def run_distill(teacher_path, feats, targets, out_dir, preset: str = "study", seed: int = 0,
                 progress: bool = True, **overrides) -> list[dict]:
     """One distilled student per depth in settings.distill_layers (resumable); returns their points."""

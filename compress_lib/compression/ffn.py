@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from compress_lib.compression.common import (
-    CompressionContext, Stage, open_run, run_pruning_trajectory, slice_linear, unfrozen_copy,
+    CompressionContext, Stage, holds_out_dir, open_run, run_pruning_trajectory, slice_linear, unfrozen_copy,
 )
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.model import MelHuBERT
@@ -76,6 +76,7 @@ def ffn_pruning_stage(ctx: CompressionContext, k: int, n: int, measure) -> Stage
 
 
 # -- the trajectory ------------------------------------------------------------------------------------------------
+@holds_out_dir("ffn")
 def run_ffn(teacher_path, feats, targets, out_dir, preset: str = "study", seed: int = 0,
             target_density: float | None = None, progress: bool = True, **overrides) -> list[dict]:
     """FFN-pruning trajectory from the teacher (resumable); returns its points (point 0: the teacher)."""

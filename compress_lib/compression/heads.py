@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from compress_lib.compression.common import (
-    CompressionContext, Stage, head_feature_index, open_run, run_pruning_trajectory, slice_linear, unfrozen_copy,
+    CompressionContext, Stage, head_feature_index, holds_out_dir, open_run, run_pruning_trajectory, slice_linear,
+    unfrozen_copy,
 )
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.model import MelHuBERT
@@ -173,6 +174,7 @@ def head_pruning_stage(ctx: CompressionContext, k: int, n: int, measure) -> Stag
 
 
 # -- the trajectory ------------------------------------------------------------------------------------------------
+@holds_out_dir("heads")
 def run_heads(teacher_path, feats, targets, out_dir, preset: str = "study", seed: int = 0,
               target_density: float | None = None, progress: bool = True, **overrides) -> list[dict]:
     """Head-pruning trajectory from the teacher (resumable); returns its points (point 0: the teacher)."""

@@ -7,7 +7,7 @@ density is k / the teacher's depth, as for the distilled students it is compared
 
 from __future__ import annotations
 
-from compress_lib.compression.common import Stage, no_training, open_run, run_trajectory
+from compress_lib.compression.common import Stage, holds_out_dir, no_training, open_run, run_trajectory
 from compress_lib.compression.distill import DENSITY_OF, _check_depths, depth_point
 from compress_lib.model import MelHuBERT
 
@@ -23,6 +23,7 @@ def truncate(model: MelHuBERT, num_layers: int) -> MelHuBERT:
     return new.eval()
 
 
+@holds_out_dir("truncate")
 def run_truncate(teacher_path, feats, targets, out_dir, preset: str = "study", seed: int = 0,
                  progress: bool = True, **overrides) -> list[dict]:
     """One truncated model per depth in settings.distill_layers; returns their points."""

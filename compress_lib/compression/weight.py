@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from compress_lib.compression.common import (
-    EmaConvergence, Stage, apply_masks, check_target, copy_previous, densities_until, no_training, open_run,
-    pruning_point, run_trajectory, unfrozen_copy,
+    EmaConvergence, Stage, apply_masks, check_target, copy_previous, densities_until, holds_out_dir, no_training,
+    open_run, pruning_point, run_trajectory, unfrozen_copy,
 )
 from compress_lib.model import MelHuBERT
 
@@ -96,6 +96,7 @@ def mask_density(masks: dict | None, model: MelHuBERT) -> float:
 
 
 # -- the trajectory ------------------------------------------------------------------------------------------------
+@holds_out_dir("weight")
 def run_weight(teacher_path, feats, targets, out_dir, preset: str = "study", seed: int = 0,
                target_density: float | None = None, progress: bool = True, **overrides) -> list[dict]:
     """Weight-pruning trajectory from the teacher down the density schedule (resumable); returns its points.

@@ -6,9 +6,13 @@
       -> stack_pairs  20 ms models only: frames (2t, 2t+1) side by side                          (ceil(T/2), 80)
 
 The raw log-Mel of every split is computed once and cached in `DIR/.cache/logmel.<split>.<key>.pt`, where the
-key hashes the manifest, each audio file's size and modification time, and the feature settings: regenerating
-the audio or changing a setting recomputes, anything else reuses. Normalising and stacking are cheap and done on
-load.
+key hashes the manifest, the feature settings and a fingerprint of each audio file's content (its size and a
+SHA-256 of its first and last 64 KiB, `audio_fingerprints`): regenerating or replacing the audio, even by a file
+of the same size and modification time, or changing a setting recomputes; anything else (touching, copying the
+files in place) reuses. Fingerprints are recorded in `DIR/.cache/audio_fingerprints.json` with each file's
+status (size, modification and status-change times, inode), so a file is read again only when its status
+changed: a key costs one `stat` per file. Normalising and stacking are cheap and done on load. Temporary files
+a killed computation left in the cache are deleted once nobody has written to them for ten minutes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +34,7 @@ from compress_lib.config import FRAME_MS_CHOICES, MEL_BINS
 from compress_lib.data.audio import SAMPLE_RATE, load_audio
 from compress_lib.data.manifest import Utterance, check_data_dir, manifest_path, read_split
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.locking import remove_stale_temp_files
 
 # Kaldi `compute-fbank-feats` options of MelHuBERT (everything else at Kaldi's defaults: povey -> hamming here,
 # pre-emphasis 0.97, DC removal, snip_edges, power spectrum). Part of the cache key.
@@ -42,6 +48,8 @@ FBANK_OPTIONS = dict(
 )
 WAVE_SCALE = 2.0**15  # Kaldi reads 16-bit integers
 FEATURE_VERSION = 1  # bump when the computation changes in a way the options above do not show
+FINGERPRINT_BYTES = 64 * 1024  # hashed from each end of an audio file (a file up to twice this: all of it)
+FINGERPRINTS_FILE = "audio_fingerprints.json"  # in DIR/.cache: the fingerprint of each file, with its status
 MIN_SAMPLES = int(SAMPLE_RATE * FBANK_OPTIONS["frame_length"] / 1000)  # one window: 400 samples
 
 
@@ -99,15 +107,67 @@ def cache_dir(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / ".cache"
 
 
+def content_fingerprint(path: Path, size: int) -> str:
+    """`<size>:<sha256>` of a file's first and last FINGERPRINT_BYTES (all of it when it is at most twice that)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            h.update(f.read(FINGERPRINT_BYTES))
+    return f"{size}:{h.hexdigest()}"
+
+
+def file_status(path: Path) -> list[int]:
+    """[size, mtime, ctime, inode]: any write to the file, a replacement (even with its modification time set
+    back: that sets the ctime) changes it; a status equal to a recorded one means an unchanged file."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def audio_fingerprints(data_dir: str | os.PathLike, paths: list[Path]) -> list[str]:
+    """`content_fingerprint` of each audio file. A file whose `file_status` is the one recorded in
+    DIR/.cache/audio_fingerprints.json is not read again; the others are fingerprinted and recorded."""
+    memo_path = cache_dir(data_dir) / FINGERPRINTS_FILE
+    try:
+        memo = json.loads(memo_path.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        memo = {}
+    fingerprints, changed = [], False
+    for path in paths:
+        status = file_status(path)
+        known = memo.get(str(path))
+        if not (isinstance(known, list) and known[:4] == status):
+            known = memo[str(path)] = [*status, content_fingerprint(path, status[0])]
+            changed = True
+        fingerprints.append(known[4])
+    if changed:
+        _write_json_atomic(memo_path, {"version": 1, "files": memo})
+    return fingerprints
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    """Write JSON through a temp file of its own (several processes may write the same file at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def audio_key(data_dir: str | os.PathLike, split: str, utterances: list[Utterance] | None = None) -> str:
-    """Changes when the manifest, any audio file (size or modification time) or a feature setting changes."""
+    """Changes when the manifest, the content of any audio file (`audio_fingerprints`) or a feature setting
+    changes."""
     utterances = utterances if utterances is not None else read_split(data_dir, split)
     h = hashlib.sha256()
     h.update(json.dumps({"fbank": FBANK_OPTIONS, "scale": WAVE_SCALE, "version": FEATURE_VERSION}).encode())
     h.update(manifest_path(data_dir, split).read_bytes())
-    for utt in utterances:
-        st = utt.path.stat()
-        h.update(f"{utt.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for utt, fingerprint in zip(utterances, audio_fingerprints(data_dir, [u.path for u in utterances])):
+        h.update(f"{utt.path}\0{fingerprint}\n".encode())
     return h.hexdigest()[:20]
 
 
@@ -121,6 +181,7 @@ def raw_log_mel(data_dir: str | os.PathLike, split: str, progress: bool = True):
         cached = safe_torch_load(path, "feature cache")
         if cached.get("ids") == [u.id for u in utterances]:
             return utterances, list(torch.split(cached["feats"], cached["lengths"])), key
+    remove_stale_temp_files(cache_dir(data_dir))  # left by a killed computation (shared folder: only old ones)
     feats = []
     with single_thread():
         for utt in tqdm(utterances, desc=f"log-Mel {split}", unit="utt", disable=not progress):

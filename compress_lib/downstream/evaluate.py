@@ -40,6 +40,7 @@ from compress_lib.downstream.probes import (
 )
 from compress_lib.downstream.upstream import DEFAULT_CACHE_GB, HiddenStates, Upstream, hidden_states_for_split
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.locking import folder_lock
 from compress_lib.presets import check_preset
 from compress_lib.training import TrainConfig, train, write_log_csv
 
@@ -300,12 +301,23 @@ def evaluate_upstream(task: str, upstream: Upstream, data_dir, preset: str, out_
     Rerunning with the same arguments resumes (or reuses) the probe training state in out_dir.
     threads: intra-op threads of the upstream forward (the probe always uses one). One is fastest on a busy
     machine; to use several cores, run several evaluations at once.
+
+    The task's files in out_dir are locked while it runs (`.<task>.lock`, see compress_lib.locking): a second
+    evaluation of the same task into the folder fails at once; the other task may share the folder.
     """
     check_choice(task, TASKS, "task")
     check_preset(preset)
     hp = hparams or DOWNSTREAM_PRESETS[preset][task]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir, what=f"evaluate {task}", lock_name=f".{task}.lock", temp_files=(f".{task}[._]*.tmp",)):
+        return _evaluate_in_locked_folder(task, upstream, data_dir, preset, out_dir, cache_dir, seed, hp,
+                                          max_cache_gb, progress, threads)
+
+
+def _evaluate_in_locked_folder(task: str, upstream: Upstream, data_dir, preset: str, out_dir: Path, cache_dir,
+                               seed: int, hp: ProbeHParams, max_cache_gb: float, progress: bool,
+                               threads: int) -> dict:
+    """The body of `evaluate_upstream`, run while the task's lock of out_dir is held."""
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "hidden_cache"
     t_start, cpu_start = time.perf_counter(), time.process_time()
     with torch_threads(threads):

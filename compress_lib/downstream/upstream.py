@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from compress_lib.checkpoint import atomic_torch_save, load_checkpoint
 from compress_lib.errors import CompressLibError
+from compress_lib.locking import remove_stale_temp_files
 from compress_lib.model import MelHuBERT
 
 CACHE_VERSION = 1
@@ -191,6 +192,9 @@ def load_upstream(spec: str, frame_ms: int | None = None, num_layers: int | None
 
     frame_ms: only for `fbank` (default 20); a checkpoint's own frame rate is used otherwise (and must match
         if given). num_layers: run only the first k layers (default: the checkpoint's meta["num_layers"], else all).
+    name: the results-table name; by default the model's own, with " (first k layers)" appended when num_layers
+        truncates it to other than its own depth (`compress_lib.results.truncated_model_name`), so the rows of
+        differently truncated evaluations never replace each other.
     """
     if spec == "fbank":
         frame_ms = frame_ms or 20
@@ -202,7 +206,8 @@ def load_upstream(spec: str, frame_ms: int | None = None, num_layers: int | None
         ckpt = load_checkpoint(_existing(spec))
         cfg = ckpt.model.cfg
         layers = _num_layers(num_layers, ckpt.meta, cfg.num_layers)
-        return Upstream(name=name or default_name(path, ckpt.meta),
+        own_layers = _num_layers(None, ckpt.meta, cfg.num_layers)
+        return Upstream(name=name or _layers_name(default_name(path, ckpt.meta), layers, own_layers),
                         method=checkpoint_method(ckpt.meta), key=f"{file_sha256(path)}-L{layers}",
                         frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=ckpt.model, masks=ckpt.masks,
                         num_layers=layers, meta=dict(ckpt.meta))
@@ -219,6 +224,7 @@ def _random_init_twin(spec: str, frame_ms: int | None, num_layers: int | None, s
     ckpt = load_checkpoint(path)
     cfg = ckpt.model.cfg
     layers = _num_layers(num_layers, ckpt.meta, cfg.num_layers)
+    name = name or _layers_name("random-init", layers, _num_layers(None, ckpt.meta, cfg.num_layers))
     initial = path.parent / "random_init.pt"
     twin = load_checkpoint(initial) if initial.is_file() and initial.resolve() != path.resolve() else None
     if twin is not None and twin.model.cfg == cfg and twin.meta.get("steps") == 0:
@@ -228,7 +234,7 @@ def _random_init_twin(spec: str, frame_ms: int | None, num_layers: int | None, s
         model = MelHuBERT(cfg)
         key = _sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode(), f"seed={seed}".encode())
         meta = {"seed": seed, "twin_of": str(path)}
-    return Upstream(name=name or "random-init", method="random-init", key=f"{key}-L{layers}",
+    return Upstream(name=name, method="random-init", key=f"{key}-L{layers}",
                     frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=model.eval(), num_layers=layers,
                     meta=meta)
 
@@ -244,13 +250,26 @@ def _load_zoo_upstream(spec: str, name: str | None, num_layers: int | None, seed
             f"model ({exc})"
         ) from None
     layers = _num_layers(num_layers, {}, model.cfg.num_layers)
-    return Upstream(name=name or spec, method="zoo", key=f"zoo-{spec}-{state_dict_sha256(model)}-L{layers}",
+    return Upstream(name=name or _layers_name(spec, layers, model.cfg.num_layers), method="zoo",
+                    key=f"zoo-{spec}-{state_dict_sha256(model)}-L{layers}",
                     frame_ms=round(1000 / frames_per_second(model.cfg)), input_kind="wave", model=model,
                     num_layers=layers, meta={"zoo": spec, "seed": seed})
 
 
+def _layers_name(name: str, layers: int, own_layers: int) -> str:
+    """A default name, marked with the layer count when the evaluation runs other than the model's own depth."""
+    from compress_lib.results import truncated_model_name
+
+    return name if layers == own_layers else truncated_model_name(name, layers)
+
+
 def _existing(path: str) -> Path:
+    """The checkpoint file at `path`; a missing or damaged trajectory point is an error naming the command that
+    rebuilds it."""
+    from compress_lib.compression.common import check_trajectory_point
+
     p = Path(path)
+    check_trajectory_point(p)
     if not p.is_file():
         raise CompressLibError(f"checkpoint {p} does not exist; check the path given to --upstream")
     return p
@@ -345,6 +364,7 @@ def hidden_states_for_split(upstream: Upstream, data_dir, split: str, cache_dir,
         if obj is not None:
             os.utime(path)  # recently used: evicted last
             return _states_from_cache(obj), True
+    remove_stale_temp_files(cache_dir, f".{split}-*.tmp")  # left by a killed evaluation (shared folder: by age)
     ids, inputs = _load_inputs(upstream, data_dir, split)
     encoded = upstream.encode(inputs, desc=f"{upstream.name} {split}")
     states = stack_hidden_states(ids, encoded, upstream.frame_ms, keep_frames)
