@@ -51,6 +51,7 @@ def size_runtime_answer(summary: pd.DataFrame, frame_ms: int) -> dict | None:
         "fastest": fastest["model"], "fastest_rtf_fraction": float(fastest["rtf_fraction"]),
         "fewest_macs": structured.loc[structured["macs_fraction"].idxmin(), "model"],
         "weight_model": None if sparsest_weight is None else sparsest_weight["model"],
+        "weight_density": None if sparsest_weight is None else float(sparsest_weight["density"]),
         "weight_macs_fraction": None if sparsest_weight is None else float(sparsest_weight["macs_fraction"]),
         "weight_rtf_fraction": None if sparsest_weight is None else float(sparsest_weight["rtf_fraction"]),
     }
@@ -136,8 +137,10 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def answer_sentences(summary: pd.DataFrame, frame_rates=(20, 10)) -> list[str]:
-    """The study's answer to its title question in a few sentences, every number from `summary`."""
+def answer_sentences(summary: pd.DataFrame, frame_rates=(20, 10), crossover: pd.DataFrame | None = None
+                     ) -> list[str]:
+    """The study's answer to its title question in a few sentences, every number from `summary` (and notebook
+    12's `crossover` table of sparse-kernel crossover densities, when given)."""
     answers = {rate: a for rate in frame_rates if (a := size_runtime_answer(summary, rate))}
     if not answers:
         return []
@@ -150,6 +153,8 @@ def answer_sentences(summary: pd.DataFrame, frame_rates=(20, 10)) -> list[str]:
             f"Weight pruning is where size misleads: its sparsest model, {main['weight_model']}, counts "
             f"{main['weight_macs_fraction']:.2f} of the dense model's MACs yet runs in "
             f"{main['weight_rtf_fraction']:.2f} of its time, because its zeroed weights are still multiplied.")
+        if (sparse := sparse_kernel_sentence(crossover, main["weight_density"])) is not None:
+            sentences.append(sparse)
     ratios = {rate: r for rate in frame_rates if (r := heads_ffn_runtime_ratio(summary, rate)) is not None}
     if ratios:
         text = ", ".join(f"{r:.2f} at {rate} ms" for rate, r in ratios.items())
@@ -161,6 +166,24 @@ def answer_sentences(summary: pd.DataFrame, frame_rates=(20, 10)) -> list[str]:
     sentences.append(f"The fastest model is {main['fastest']}, at {main['fastest_rtf_fraction']:.2f} of the dense "
                      f"model's runtime ({main['frame_ms']} ms).")
     return sentences
+
+
+def sparse_kernel_sentence(crossover: pd.DataFrame | None, weight_density: float | None = None) -> str | None:
+    """One sentence on the density below which a sparse (CSR) kernel beats the dense one (notebook 12's
+    `crossover.csv`: size, frame_ms, crossover_density), set against the sparsest weight-pruned model's density;
+    None without a crossover measured."""
+    if crossover is None or crossover.empty or crossover["crossover_density"].dropna().empty:
+        return None
+    found = crossover.dropna(subset=["crossover_density"])
+    low, high = found["crossover_density"].min(), found["crossover_density"].max()
+    span = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
+    sizes = " and ".join(dict.fromkeys(f"{s} size" for s in found["size"]))
+    reach = "" if weight_density is None else (
+        f", sparser than the study's weight pruning goes ({weight_density:.2f})" if weight_density > high else
+        f", which the study's sparsest weight-pruned model ({weight_density:.2f}) reaches" if weight_density < low
+        else f", about where the study's weight pruning stops ({weight_density:.2f})")
+    return (f"A sparse (CSR) kernel would turn weight pruning's zeros into saved time only below a density of "
+            f"{span} ({sizes}, notebook 12){reach}.")
 
 
 def _rate_brackets(main: dict, others: list[dict]) -> str:
@@ -222,13 +245,13 @@ def caveat_markdown(summary: pd.DataFrame, frame_rates=(20, 10)) -> str:
 
 
 def findings_markdown(summary: pd.DataFrame, verdicts: pd.DataFrame | None, frame_rates=(20, 10),
-                      source: str = "data/results/study") -> str:
+                      source: str = "data/results/study", crossover: pd.DataFrame | None = None) -> str:
     """The intro's answer and its "What this study found" section (MyST Markdown), computed from the results."""
     if verdicts is None or verdicts.empty or summary.empty:
         return ("```{admonition} Results pending\n:class: warning\n\nThis edition has no verdicts yet: the study's "
                 f"efficiency notebook has not written `{source}/09_efficiency/verdicts.csv`. Run `make study`.\n```\n")
     rates = [r for r in frame_rates if r in set(verdicts["frame_ms"])]
-    out = [" ".join(answer_sentences(summary, rates)), ""]
+    out = [" ".join(answer_sentences(summary, rates, crossover)), ""]
     counts = "; ".join(f"at {r} ms {verdict_counts(verdicts, r)}" for r in rates)
     out += [f"Of the paper's findings, {counts} (the table below; the chapter {{doc}}`/book/smaller_faster` gives each rule).", ""]
     out += ["## What this study found", "",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from compress_lib import figure_style
-from compress_lib.findings import (caveat_markdown, findings_markdown, heads_ffn_runtime_ratio, runtime_against_size_figure,
+from compress_lib.findings import (caveat_markdown, findings_markdown, sparse_kernel_sentence, heads_ffn_runtime_ratio, runtime_against_size_figure,
                                    size_runtime_answer, truncation_caveat)
 from compress_lib.results import read_summary, summary_frame
 
@@ -86,7 +86,13 @@ def tiny_summary() -> pd.DataFrame:
 def test_answer_and_caveat_on_a_small_table():
     summary = tiny_summary()
     answer = size_runtime_answer(summary, 20)
-    assert answer["models"] == 6 and answer["weight_model"] == "weight-0.3"
+    assert answer["models"] == 6 and answer["weight_model"] == "weight-0.3" and answer["weight_density"] == 0.3
+    crossover = pd.DataFrame({"size": ["study", "paper"], "frame_ms": [20, 20], "crossover_density": [0.15, 0.2]})
+    assert sparse_kernel_sentence(crossover, 0.3).endswith(
+        "below a density of 0.15 to 0.20 (study size and paper size, notebook 12), sparser than the study's weight "
+        "pruning goes (0.30).")
+    assert "which the study's sparsest weight-pruned model (0.10) reaches" in sparse_kernel_sentence(crossover, 0.1)
+    assert sparse_kernel_sentence(crossover.iloc[:0], 0.3) is None
     assert answer["weight_macs_fraction"] == pytest.approx(0.3) and answer["weight_rtf_fraction"] == pytest.approx(1)
     assert answer["fastest"] in ("distill-0.5", "truncate-0.5") and answer["fastest_rtf_fraction"] == 0.5
     assert size_runtime_answer(summary, 10) is None
@@ -118,8 +124,12 @@ def test_build_writes_the_findings_the_intro_includes(tmp_path):
     import build_book
 
     out = build_book.write_findings("study", out_dir=tmp_path)
+    crossover = pd.read_csv(RESULTS / "12_runtime_anatomy" / "crossover.csv")
     assert out.read_text() == findings_markdown(summary_frame(read_summary(RESULTS / "summary.csv")),
-                                                pd.read_csv(RESULTS / "09_efficiency" / "verdicts.csv"))
+                                                pd.read_csv(RESULTS / "09_efficiency" / "verdicts.csv"),
+                                                crossover=crossover)
+    low = crossover["crossover_density"].min()
+    assert f"only below a density of {low:.2f}" in out.read_text()  # notebook 12's measurement, as computed
     summary = summary_frame(read_summary(RESULTS / "summary.csv"))
     assert (tmp_path / "caveat.md").read_text() == caveat_markdown(summary) != ""
     assert "```{include} _generated/caveat.md" in (ROOT / "book" / "smaller_faster.md").read_text()

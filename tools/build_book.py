@@ -119,9 +119,11 @@ def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", 
     summary_file, verdicts_file = results / "summary.csv", results / "09_efficiency" / "verdicts.csv"
     summary = summary_frame(read_summary(summary_file)) if summary_file.is_file() else pd.DataFrame()
     verdicts = pd.read_csv(verdicts_file) if verdicts_file.is_file() else None
+    crossover_file = results / "12_runtime_anatomy" / "crossover.csv"
+    crossover = pd.read_csv(crossover_file) if crossover_file.is_file() else None
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "findings.md"
-    texts = {out: findings_markdown(summary, verdicts, source=f"data/results/{preset}"),
+    texts = {out: findings_markdown(summary, verdicts, source=f"data/results/{preset}", crossover=crossover),
              out_dir / "caveat.md": caveat_markdown(summary) if len(summary) else ""}
     for path, text in texts.items():  # rewritten only when changed: Sphinx then rebuilds only what includes it
         if not path.is_file() or path.read_text() != text:
