@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from compress_lib.data.manifest import write_text_atomic
+from compress_lib.errors import CompressLibError
 from compress_lib.notebook import RESULTS_DIR, project_root
 from compress_lib.presets import check_preset
 
@@ -79,6 +80,26 @@ def summary_frame(rows):
     return table
 
 
+def check_summary_table(path: str | os.PathLike, fix: str = "") -> None:
+    """Refuse a summary.csv that is not one (rewriting it would lose what it holds), naming the file; `fix` adds
+    a caller's own way out (e.g. "pass --no-summary")."""
+    path = Path(path)
+    also = f", or {fix}" if fix else ""
+    if path.is_dir():
+        raise CompressLibError(f"summary table {path} is a folder: move it aside{also}")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error):
+        header = []
+    if not set(KEY_COLUMNS) <= set(header):
+        raise CompressLibError(f"summary table {path} is not a compress_lib summary (its first line lacks the "
+                               f"columns {', '.join(KEY_COLUMNS)}): move it aside or delete it (a new one is "
+                               f"started){also}")
+
+
 def update_summary(path: str | os.PathLike, row: dict) -> dict[str, str]:
     """Insert or update the row with the same (model, frame_ms); returns the row as written.
 
@@ -91,6 +112,7 @@ def update_summary(path: str | os.PathLike, row: dict) -> dict[str, str]:
     if missing:
         raise ValueError(f"a summary row needs {', '.join(missing)}")
     path = Path(path)
+    check_summary_table(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = {k: _cell(v) for k, v in row.items() if v is not None}
     with _locked(path):

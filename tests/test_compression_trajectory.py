@@ -218,3 +218,14 @@ def test_cli_on_the_smoke_corpus(method, smoke_corpus, smoke_teacher, tmp_path, 
     assert main(argv) == 0  # rerun: nothing left to do, same record
     assert json.loads((out / "trajectory.json").read_text()) == first
     assert f"{method}: {len(first['points'])} points" in capsys.readouterr().out
+
+
+def test_compressing_on_other_data_than_the_teacher_was_pretrained_on_warns(capsys):
+    from compress_lib.compression.common import warn_if_other_data
+
+    warn_if_other_data("t.pt", {"run": {"data": "abc"}}, "abc")
+    warn_if_other_data("t.pt", {}, "abc")  # a teacher without a recorded pretraining run: nothing to compare
+    assert capsys.readouterr().err == ""
+    warn_if_other_data("t.pt", {"run": {"data": "abc"}}, "xyz")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning:") and "t.pt" in err

@@ -96,3 +96,15 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     for i in range(10):
         for w in range(4):
             assert rows[f"m{i}"][SUMMARY_COLUMNS[4 + w]] == str(w * 100 + i)
+
+
+def test_a_table_that_is_not_a_summary_is_never_rewritten(tmp_path):
+    """Every route that writes rows (the CLI, the notebooks) refuses a summary.csv holding something else."""
+    from compress_lib.errors import CompressLibError
+    from compress_lib.results import update_summary
+
+    junk = tmp_path / "summary.csv"
+    junk.write_text("my,own\nnotes,here\n")
+    with pytest.raises(CompressLibError, match="is not a compress_lib summary .* move it aside"):
+        update_summary(junk, {"model": "dense", "frame_ms": 20, "per": 30.0})
+    assert junk.read_text() == "my,own\nnotes,here\n"

@@ -56,7 +56,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from compress_lib.downstream.evaluate import evaluate_upstream, summary_row
     from compress_lib.downstream.upstream import load_upstream
-    from compress_lib.results import summary_path, update_summary
+    from compress_lib.results import check_summary_table, summary_path, update_summary
 
     if not args.data.is_dir():
         raise CompressLibError(f"corpus folder {args.data} does not exist; generate it with `compress-lib corpus "
@@ -67,7 +67,7 @@ def run(args) -> int:
     if not args.no_summary:
         if args.results_dir is not None:
             check_output_folder(args.results_dir, "--results-dir")
-        check_summary_table(summary_path(args.preset, args.results_dir))
+        check_summary_table(summary_path(args.preset, args.results_dir), fix="pass --no-summary")
     check_upstream_path(args.upstream)
     upstream = load_upstream(args.upstream, frame_ms=args.frame_ms, num_layers=args.num_layers, seed=args.seed,
                              name=args.name)
@@ -94,27 +94,6 @@ def check_upstream_path(spec: str) -> None:
     path = Path(spec.removeprefix(RANDOM_INIT_PREFIX))
     if path.is_dir():
         check_input_file(path, "--upstream")
-
-
-def check_summary_table(path: Path) -> None:
-    """Refuse a summary.csv that is not one (rewriting it would lose what it holds), naming the file."""
-    import csv
-
-    from compress_lib.results import KEY_COLUMNS
-
-    if path.is_dir():
-        raise CompressLibError(f"summary table {path} is a folder: move it aside, or pass --no-summary")
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), [])
-    except (UnicodeDecodeError, csv.Error):
-        header = []
-    if not set(KEY_COLUMNS) <= set(header):
-        raise CompressLibError(f"summary table {path} is not a compress_lib summary (its first line lacks the "
-                               f"columns {', '.join(KEY_COLUMNS)}): move it aside or delete it (a new one is "
-                               "started), or pass --no-summary")
 
 
 def check_longest_utterance(upstream, task: str, data_dir) -> None:

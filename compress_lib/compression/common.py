@@ -509,7 +509,9 @@ def open_run(method: str, out_dir, teacher_path, feats, targets, preset: str, se
     from compress_lib.pretrain import data_fingerprint, file_sha256, pretrain_settings
 
     settings = compress_settings(preset, **(overrides or {}))
-    teacher, teacher_masks = load_teacher(teacher_path)
+    teacher, teacher_masks, teacher_meta = load_teacher_with_meta(teacher_path)
+    fingerprint = data_fingerprint(feats)
+    warn_if_other_data(teacher_path, teacher_meta, fingerprint)
     if teacher_masks and method != "weight":
         raise CompressLibError(f"{teacher_path} is a weight-pruned (masked) model; {method} needs an unmasked "
                                "teacher: pass the pretrained checkpoint")
@@ -518,7 +520,7 @@ def open_run(method: str, out_dir, teacher_path, feats, targets, preset: str, se
     ctx = CompressionContext(teacher, teacher_masks, feats, targets, settings, crop_frames, seed, progress)
     record = {
         "preset": preset, "seed": seed, "frame_ms": teacher.cfg.frame_ms, "crop_frames": crop_frames,
-        "teacher_sha256": file_sha256(teacher_path), "data": data_fingerprint(feats),
+        "teacher_sha256": file_sha256(teacher_path), "data": fingerprint,
         **(options or {}), "compress_settings": settings.to_dict(),
     }
     traj = Trajectory(out_dir, method, record, info={"teacher": str(teacher_path), **(info or {})})
@@ -548,10 +550,25 @@ def check_data(teacher: MelHuBERT, feats, targets) -> None:
 # -- loading ------------------------------------------------------------------------------------------------------
 def load_teacher(path) -> tuple[MelHuBERT, dict | None]:
     """The teacher in eval mode with its parameters frozen."""
+    model, masks, _ = load_teacher_with_meta(path)
+    return model, masks
+
+
+def load_teacher_with_meta(path) -> tuple[MelHuBERT, dict | None, dict]:
+    """`load_teacher`, and the checkpoint's metadata (e.g. the data fingerprint of its pretraining run)."""
     ckpt = load_checkpoint(path)
     for p in ckpt.model.parameters():
         p.requires_grad_(False)
-    return ckpt.model, ckpt.masks
+    return ckpt.model, ckpt.masks, ckpt.meta
+
+
+def warn_if_other_data(teacher_path, meta: dict, fingerprint: str) -> None:
+    """One line on stderr when the data given differs from what the teacher was pretrained on (by the
+    fingerprint its pretraining run recorded): compressing on another corpus is allowed, but rarely meant."""
+    trained_on = (meta.get("run") or {}).get("data")
+    if trained_on and trained_on != fingerprint:
+        print(f"warning: the pretraining data given (--data) is not the corpus {teacher_path} was pretrained on "
+              "(their fingerprints differ); pass the teacher's own corpus unless this is intended", file=sys.stderr)
 
 
 def unfrozen_copy(model: MelHuBERT) -> MelHuBERT:
