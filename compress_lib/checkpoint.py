@@ -27,6 +27,13 @@ FORMAT = "compress_lib"
 VERSION = 1
 
 
+def _umask() -> int:
+    """The process's file-creation mask (reading it means setting it: it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     """Save `obj` so that `path` holds either the old or the complete new file, never a partial one."""
     path = Path(path)
@@ -37,6 +44,7 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600): give it a plain file's permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

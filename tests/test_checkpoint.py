@@ -69,3 +69,15 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
         atomic_torch_save({"step": 2, "bad": Unpicklable()}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]  # no temporary file left behind
+
+
+def test_saved_checkpoints_get_a_plain_files_permissions(tmp_path):
+    """Atomic saves go through a private temp file; the checkpoint itself is readable like any file written."""
+    import os
+
+    from compress_lib.checkpoint import atomic_torch_save
+
+    atomic_torch_save({"x": 1}, tmp_path / "a.pt")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o666 & ~mask
