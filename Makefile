@@ -16,7 +16,9 @@ CORPUS_SCALE ?=
 # Debian packages the project uses: TTS engines and sentences for the stand-in corpus, a browser for the
 # figure check, real recorded speech for the loader smoke test, MathJax 2 and its fonts for the book's
 # equations.
-APT_PACKAGES := espeak-ng flite wordnet-base chromium pocketsphinx-testdata libjs-mathjax fonts-mathjax
+# The first three are what the notebooks need to generate the corpus; apt.txt gives Binder the same three.
+CORPUS_APT_PACKAGES := espeak-ng flite wordnet-base
+APT_PACKAGES := $(CORPUS_APT_PACKAGES) chromium pocketsphinx-testdata libjs-mathjax fonts-mathjax
 # Text notebooks (jupytext MyST) and the .ipynb form papermill runs (generated, not committed).
 NOTEBOOK_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.md)
 NOTEBOOKS := $(NOTEBOOK_SOURCES:.md=.ipynb)

@@ -67,13 +67,57 @@ class RunParameters:
         return asdict(self)
 
 
+INJECTED_HEADER = "# Parameters"  # the first line of the cell papermill injects after the `parameters` cell
+
+
+def assigned_names(source: str) -> list[str]:
+    """The names a cell assigns at its top level (`x = 1`, `x: int = 1`), in order."""
+    import ast
+
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def unknown_injected_parameters(history: list[str]) -> tuple[list[str], list[str]]:
+    """(unknown, declared): the names papermill injected that the notebook's `parameters` cell does not declare,
+    and those it declares, from the kernel's input history (papermill runs the injected cell right after the
+    parameters cell). Both empty when no parameters were injected (the notebook runs in plain Jupyter)."""
+    for k in range(len(history) - 1, 0, -1):
+        if history[k].lstrip().startswith(INJECTED_HEADER):
+            declared = assigned_names(history[k - 1])
+            return [n for n in assigned_names(history[k]) if n not in declared], declared
+    return [], []
+
+
+def check_injected_parameters(notebook: str) -> None:
+    """Under papermill, refuse a parameter the notebook does not declare: papermill itself only warns ("Passed
+    unknown parameter") and runs on without it, so a misspelt `-p` would silently change nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    unknown, declared = unknown_injected_parameters(list(shell.user_ns.get("In") or []))
+    if unknown:
+        raise CompressLibError(f"{notebook} has no parameter {', '.join(map(repr, unknown))}; its parameters are "
+                               f"{', '.join(declared)} (papermill -p NAME VALUE)")
+
+
 def resolve_parameters(
     notebook: str, preset: str, frame_ms: int, seed: int, data_dir: str, output_dir: str
 ) -> RunParameters:
     """Check a notebook's common parameters and resolve its paths; creates `output_dir`.
 
-    Raises `CompressLibError` naming the bad parameter and its valid values.
+    Raises `CompressLibError` naming the bad parameter and its valid values, and (under papermill) one naming a
+    parameter the notebook does not have.
     """
+    check_injected_parameters(notebook)
     check_preset(preset)
     if isinstance(frame_ms, bool) or not isinstance(frame_ms, int):
         raise CompressLibError(f"frame_ms must be an integer, one of {FRAME_MS_CHOICES}; got {frame_ms!r}")

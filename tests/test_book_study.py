@@ -391,3 +391,27 @@ def test_smoke_run_of_the_prior_work_notebook(tmp_path):
         papermill.execute_notebook(str(ipynb), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(ROOT),
                                    progress_bar=False, parameters=dict(models="hubert-base,wavlm",
                                                                        output_dir=str(tmp_path / "bad")))
+
+
+def test_unknown_injected_parameters_are_found_in_the_kernel_history():
+    from compress_lib.notebook import unknown_injected_parameters
+
+    history = ["", "import x", 'preset = "smoke"  # scale\nseed: int = 0\n',
+               '# Parameters\npreset = "study"\nfinetune_steps = 50\n', "run = 1"]
+    assert unknown_injected_parameters(history) == (["finetune_steps"], ["preset", "seed"])
+    assert unknown_injected_parameters(history[:3]) == ([], [])  # plain Jupyter: nothing injected
+
+
+@pytest.mark.slow
+def test_papermill_run_with_an_unknown_parameter_fails_naming_the_valid_ones(tmp_path):
+    """papermill only warns about a parameter the notebook lacks; the notebook itself refuses it."""
+    import jupytext
+    import papermill
+
+    ipynb = tmp_path / "11.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "11_smaller_faster.md"), ipynb, fmt="ipynb")
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        papermill.execute_notebook(str(ipynb), str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(ROOT),
+                                   progress_bar=False, parameters={"preset": "smoke", "finetune_steps": 50,
+                                                                   "output_dir": str(tmp_path / "out")})
+    assert "has no parameter 'finetune_steps'" in str(failure.value) and "summary_csv" in str(failure.value)

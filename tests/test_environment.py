@@ -137,3 +137,14 @@ def test_torchaudio_pure_python_parts_work():
     assert resampled.shape == (1, 8_000)
     assert AF.edit_distance(["aa", "b", "c"], ["aa", "c"]) == 1
     assert torchaudio.__version__.startswith(requirements_pins()["torchaudio"])
+
+
+def test_binder_installs_the_debian_packages_the_corpus_needs():
+    """apt.txt (Binder) lists exactly the Makefile's CORPUS_APT_PACKAGES, which `make apt` installs too."""
+    makefile = (ROOT / "Makefile").read_text()
+    corpus = re.search(r"^CORPUS_APT_PACKAGES := (.+)$", makefile, re.M).group(1).split()
+    every = re.search(r"^APT_PACKAGES := (.+)$", makefile, re.M).group(1).split()
+    assert "$(CORPUS_APT_PACKAGES)" in every
+    listed = [line.strip() for line in (ROOT / "apt.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert listed == corpus == ["espeak-ng", "flite", "wordnet-base"]
