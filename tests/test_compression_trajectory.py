@@ -187,7 +187,7 @@ def test_cli_runs_a_trajectory(cli_data, tmp_path, capsys):
     (["truncate", "--frame-ms", "10"], "is a 20 ms model"),
     (["distill", "--layers", "2,x"], "not a comma-separated list"),
     (["heads", "--set", "nope=1"], "unknown compression setting 'nope'"),
-    (["heads", "--set", "finetune_steps=many"], "expected a int"),
+    (["heads", "--set", "finetune_steps=many"], "expected an integer"),
 ])
 def test_cli_errors_are_one_clear_line(argv, message, cli_data, tmp_path, capsys):
     rc = main(["compress", *argv, "--teacher", str(cli_data), "--preset", "smoke", "--out", str(tmp_path / "o"),

@@ -104,7 +104,9 @@ def parse_set_options(items: list[str], cls) -> dict:
             else:
                 out[name] = type(default)(value)
         except ValueError:
-            raise CompressLibError(f"--set {name}={value!r}: expected a {type(default).__name__}") from None
+            wanted = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(
+                type(default).__name__, f"a {type(default).__name__}")
+            raise CompressLibError(f"--set {name}={value!r}: expected {wanted}") from None
         if isinstance(out[name], (int, float)) and not isinstance(out[name], bool):
             _check_setting_number(name, out[name])
     return out
