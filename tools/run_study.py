@@ -167,10 +167,11 @@ def presented(source: dict, executed: dict) -> dict:
     return hide_injected_parameters({**executed, "cells": cells})
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+def write_notebook(path: Path, notebook: dict) -> None:
+    """Write an .ipynb atomically, formatted as papermill writes it (indent 1, UTF-8 kept)."""
+    from compress_lib.data.manifest import write_text_atomic
+
+    write_text_atomic(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 
 def same_work(exp: Experiment, preset: str, results: Path, source_ipynb: Path, params: dict) -> bool:
@@ -190,7 +191,7 @@ def same_work(exp: Experiment, preset: str, results: Path, source_ipynb: Path, p
 def refresh_presentation(exp: Experiment, preset: str, results: Path, source_ipynb: Path, source_hash: str) -> None:
     """Bring the source's prose and tags into the executed notebook (its code unchanged) and record the source."""
     executed, record_file = exp.executed(preset, results), record_path(exp, preset, results)
-    write_json_atomic(executed, presented(json.loads(source_ipynb.read_text()), json.loads(executed.read_text())))
+    write_notebook(executed, presented(json.loads(source_ipynb.read_text()), json.loads(executed.read_text())))
     record = json.loads(record_file.read_text())
     record["source_sha256"] = source_hash
     record["presentation_refreshed_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -269,7 +270,7 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     previous = json.loads(record_file.read_text()) if record_file.is_file() else None
     executed.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(running), executed)
-    write_json_atomic(executed, hide_injected_parameters(json.loads(executed.read_text())))
+    write_notebook(executed, hide_injected_parameters(json.loads(executed.read_text())))
     this_part = {"frame_rates": params.get("frame_rates", ""), "threads": params.get("threads", ""),
                  "duration_s": round(seconds, 1),
                  "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
