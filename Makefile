@@ -30,7 +30,7 @@ BOOK_HTML := $(if $(filter study,$(PRESET)),book/_build/html,book/_build/$(PRESE
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "Other targets: install apt notebooks corpus book book-check benchmark test-fast clean-book"
-	@echo "Variables: PRESET=smoke|study|paper (default study), WORK=folder for corpus and checkpoints (default work)"
+	@echo "Variables: PRESET=smoke|lab|study|paper (default study), WORK=folder for corpus and checkpoints (default work)"
 
 # --no-compile: no .pyc for all of torch & co. up front (Python writes them on first import): about half the
 # install CPU time and 0.3 GB less.

@@ -95,6 +95,9 @@ class MelHuBERTConfig:
 # Model sizes per preset. `study` is the size chosen for a 2-core CPU (see book/appendix: the search table).
 MODEL_PRESETS = {
     "smoke": dict(num_layers=4, embed_dim=32, num_heads=2, ffn_dim=64, num_clusters=16, conv_pos=16, conv_pos_groups=4),
+    # lab: a class's teacher, pretrained in minutes (docs/lab_preset.md); no dropout, as study.
+    "lab": dict(num_layers=4, embed_dim=192, num_heads=4, ffn_dim=768, num_clusters=50, conv_pos=64,
+                conv_pos_groups=16, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0),
     # study: chosen by measurement (docs/study_preset.md): 6 x 256 learnt more in 1,000 CPU steps than 12 x 192
     # at the same cost; no dropout (with dropout 0.1 the model barely beat its random-init twin).
     "study": dict(num_layers=6, embed_dim=256, num_heads=4, ffn_dim=1024, num_clusters=100, conv_pos=64,

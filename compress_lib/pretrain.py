@@ -38,6 +38,7 @@ from compress_lib.errors import CompressLibError, check_choice
 from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
 from compress_lib.objective import CropBatcher, masked_prediction_loss
+from compress_lib.overrides import parse_overrides
 from compress_lib.presets import check_preset
 from compress_lib.training import TrainConfig, is_main_process, step_seed, train, write_log_csv
 
@@ -62,6 +63,12 @@ PRETRAIN_PRESETS = {
         stage1_steps=6, stage2_steps=4, batch_size=2, grad_accum=2, crop_frames={10: 120, 20: 60},
         lr=5e-4, betas=(0.9, 0.98), warmup_steps=2, schedule="linear", clip_norm=10.0, save_every=2,
         stage1_clusters=16, stage2_clusters=16, stage2_layer=None, stage2_init="scratch", stages=(1, 2),
+    ),
+    # The study's recipe (constant lr 1e-3 after warm-up, stage 1 only) for fewer steps (docs/lab_preset.md).
+    "lab": dict(
+        stage1_steps=1000, stage2_steps=500, batch_size=8, grad_accum=1, crop_frames={10: 400, 20: 200},
+        lr=1e-3, betas=(0.9, 0.98), warmup_steps=50, schedule="constant", clip_norm=5.0, save_every=50,
+        stage1_clusters=50, stage2_clusters=50, stage2_layer=None, stage2_init="stage1", stages=(1,),
     ),
     # Chosen by measurement on the stand-in corpus (docs/study_preset.md, data/study_search.csv).
     # Stage 1 only: a second stage (K=500 or 100, continuing from stage 1) did not improve the PR probe here.
@@ -97,6 +104,13 @@ def pretrain_settings(preset: str, frame_ms: int = 20, **overrides) -> dict:
     if settings["stages"] not in ((1,), (1, 2)):
         raise CompressLibError(f"pretraining stages must be (1,) or (1, 2), got {settings['stages']}")
     return settings
+
+
+def parse_pretrain_overrides(value, preset: str, label: str = "settings") -> dict:
+    """The pretraining settings a notebook's `settings` parameter (a dict or "field=value,...") changes, typed
+    like the preset's (a per-frame-rate value such as crop_frames takes one number for every rate)."""
+    defaults = {k: (v[20] if isinstance(v, dict) else v) for k, v in PRETRAIN_PRESETS[check_preset(preset)].items()}
+    return parse_overrides(value, defaults, "pretraining setting", label)
 
 
 def default_stage2_layer(num_layers: int) -> int:
@@ -421,13 +435,14 @@ def _with_relpaths(meta: dict, checkpoint_path: Path) -> dict:
 
 # -- both stages -------------------------------------------------------------------------------------------------
 def pretrain(data_dir, out_dir, preset: str = "study", frame_ms: int = 20, stage: int | None = None, seed: int = 0,
-             progress: bool = True) -> Path:
+             progress: bool = True, overrides: dict | None = None) -> Path:
     """Pretrain MelHuBERT: the preset's stages (stage 1, then stage 2 in the paper's recipe) or only `stage`;
-    resumable. Returns OUT/model.pt, the last stage's model."""
+    resumable. `overrides` change settings of the preset (see `parse_pretrain_overrides`). Returns OUT/model.pt,
+    the last stage's model."""
     check_preset(preset)
     check_choice(frame_ms, (10, 20), "frame rate (ms)")
     out_dir = Path(out_dir)
-    settings = pretrain_settings(preset, frame_ms)
+    settings = pretrain_settings(preset, frame_ms, **(overrides or {}))
     stages = settings["stages"] if stage is None else (check_choice(int(stage), (1, 2), "stage"),)
     rank, world, device, started = init_distributed()
     try:

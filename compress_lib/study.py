@@ -35,9 +35,9 @@ from compress_lib import figure_style
 from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.errors import CompressLibError
 from compress_lib.notebook import RunParameters, display_path, project_root, resolve_parameters, resolve_path
-from compress_lib.presets import check_preset
+from compress_lib.presets import PRESET_NAMES, check_preset, study_scale
 
-CORPUS_SCALE = {"smoke": 0.02, "study": 1.0, "paper": 1.0}  # as tools/run_study.py: the corpus of each preset
+CORPUS_SCALE = {name: study_scale(name).corpus_scale for name in PRESET_NAMES}  # the corpus of each preset
 CORPUS_SEED = 0  # the study's corpus
 FRAME_RATE_COLOURS = {10: "#636efa", 20: "#ef553b"}  # as notebooks/09_efficiency.md
 
@@ -45,7 +45,7 @@ FRAME_RATE_COLOURS = {10: "#636efa", 20: "#ef553b"}  # as notebooks/09_efficienc
 # -- parameters ----------------------------------------------------------------------------------------------------
 def default_data_dir(preset: str) -> str:
     """The corpus folder of a preset: work/corpus at full scale, work/corpus-<scale> otherwise."""
-    scale = CORPUS_SCALE[check_preset(preset)]
+    scale = study_scale(preset).corpus_scale
     return "work/corpus" if scale == 1 else f"work/corpus-{scale:g}"
 
 
@@ -112,14 +112,14 @@ def check_density(value, name: str = "target_density") -> float | None:
 
 
 def use_threads(threads, preset: str) -> int:
-    """Set PyTorch's CPU threads: `threads`, or for 0 one thread at the smoke preset (its tiny models run
+    """Set PyTorch's CPU threads: `threads`, or for 0 one thread at a preset of tiny models (smoke: they run
     several times faster on one thread of a busy machine than on two) and PyTorch's default otherwise.
     Returns the number in use."""
     import torch
 
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise CompressLibError(f"threads must be an integer >= 0 (0: the preset's default), got {threads!r}")
-    if threads or check_preset(preset) == "smoke":
+    if threads or study_scale(preset).one_thread:
         torch.set_num_threads(threads or 1)
     return torch.get_num_threads()
 
@@ -137,13 +137,15 @@ def ensure_corpus(data_dir, preset: str, jobs: int | None = None, progress: bool
     if info and info.get("kind") not in (None, "generated"):
         raise CompressLibError(f"{data} holds an incomplete {info.get('kind')} corpus; convert it again "
                                "(`compress-lib corpus --from-...`) or pass another -p data_dir")
-    return generate_corpus(data, scale=CORPUS_SCALE[check_preset(preset)], seed=CORPUS_SEED,
+    return generate_corpus(data, scale=study_scale(preset).corpus_scale, seed=CORPUS_SEED,
                            jobs=jobs or os.cpu_count() or 1, progress=progress)
 
 
-def pretrain_dir(work_dir, frame_ms: int) -> Path:
-    """Where the teacher of a frame rate is pretrained (the layout of notebooks/02_pretrain.md)."""
-    return Path(work_dir) / f"pretrain-{frame_ms}ms"
+def pretrain_dir(work_dir, frame_ms: int, overrides: dict | None = None) -> Path:
+    """Where the teacher of a frame rate is pretrained (the layout of notebooks/02_pretrain.md): changed settings
+    name the folder apart (pretrain-20ms-stage1_steps-200), so that they never resume another run."""
+    parts = [f"{name}-{_name_part(value)}" for name, value in sorted((overrides or {}).items())]
+    return Path(work_dir) / "-".join([f"pretrain-{frame_ms}ms", *parts])
 
 
 def check_pretrain_folder(run_dir, preset: str, seed: int) -> None:

@@ -276,5 +276,73 @@ def test_results_pages_hide_their_parameters_imports_and_code(stem, tmp_path):
             tags = set(cell.get("metadata", {}).get("tags", []))
             if tags & {"parameters", "injected-parameters"}:
                 assert collapsed(cell), f"{stem}: a parameters cell is shown"
-            assert tags & (COLLAPSED | {"hide-input", "remove-input"}), \
+            # code meant to be read (the lab's measurements, an exercise's answer and check) says so: show-code
+            assert tags & (COLLAPSED | {"hide-input", "remove-input", "show-code"}), \
                 f"{stem}: a code cell is shown open: {''.join(cell['source'])[:60]!r}"
+
+
+# -- launching a notebook: Colab setup cell, committed .ipynb forms, launch buttons -----------------------------
+def setup_cell(path: Path) -> str:
+    import jupytext
+
+    cells = [c.source for c in jupytext.read(path).cells if c.cell_type == "code" and "# Setup: on Google Colab" in c.source]
+    assert len(cells) == 1, f"{path.name}: expected one Colab setup cell, found {len(cells)}"
+    return cells[0]
+
+
+def test_every_notebook_starts_with_the_same_colab_setup_cell_naming_the_configured_repository():
+    import jupytext
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    cells = {path.stem: setup_cell(path) for path in notebook_sources()}
+    assert len(set(cells.values())) == 1, "the notebooks' setup cells differ"
+    cell = next(iter(cells.values()))
+    assert f'REPOSITORY = "{config["repository"]["url"]}"' in cell
+    assert "cat apt.txt" in cell and "requirements.txt" in cell
+    for path in notebook_sources():
+        first = next(c for c in jupytext.read(path).cells if c.cell_type == "code")
+        assert "# Setup: on Google Colab" in first.source, f"{path.name}: the setup cell is not the first code cell"
+        assert "hide-cell" in first.metadata.get("tags", []), f"{path.name}: the setup cell is not collapsed"
+
+
+def test_the_setup_cell_does_nothing_outside_colab(tmp_path):
+    """Run (as IPython would transform it) in a fresh interpreter without google.colab: no clone, no cd, no
+    install; the shell-escape lines never run."""
+    import subprocess
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    code = TransformerManager().transform_cell(setup_cell(notebook_sources()[0]))
+    probe = code + "\nimport os, sys\nprint(os.getcwd(), 'google.colab' in sys.modules, 'REPOSITORY' in globals())\n"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path), "False", "False"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_committed_ipynb_forms_match_the_text_notebooks():
+    """notebooks/<stem>.ipynb (what the launch buttons open) holds the cells of notebooks/<stem>.md (make notebooks
+    writes it)."""
+    import jupytext
+
+    for path in notebook_sources():
+        ipynb = path.with_suffix(".ipynb")
+        assert ipynb.is_file(), f"{ipynb.name} is missing: run `make notebooks` and commit it"
+        committed = json.loads(ipynb.read_text())
+        fresh = json.loads(jupytext.writes(jupytext.read(path), fmt="ipynb"))
+        cells = [[(c["cell_type"], "".join(c["source"]), c["metadata"].get("tags")) for c in nb["cells"]]
+                 for nb in (committed, fresh)]
+        assert cells[0] == cells[1], f"{ipynb.name} is out of date with {path.name}: run `make notebooks`"
+        assert all(not c.get("outputs") for c in committed["cells"]), f"{ipynb.name} holds outputs"
+
+
+def test_launch_buttons_open_the_notebook_not_its_executed_copy(tmp_path):
+    page = tmp_path / "data" / "results" / "study" / "09_efficiency.html"
+    page.parent.mkdir(parents=True)
+    page.write_text('<a href="https://mybinder.org/v2/gh/o/n/main?urlpath=lab/tree/data/results/study/09_efficiency.ipynb">'
+                    '<a href="https://colab.research.google.com/github/o/n/blob/main/data/results/study/09_efficiency.ipynb">'
+                    '<a href="../../../_sources/data/results/study/09_efficiency.ipynb">')
+    assert build_book.relink_launch_buttons(tmp_path) == 2
+    text = page.read_text()
+    assert "urlpath=lab/tree/notebooks/09_efficiency.ipynb" in text and "blob/main/notebooks/09_efficiency.ipynb" in text
+    assert "_sources/data/results/study/09_efficiency.ipynb" in text  # the download link keeps the executed page

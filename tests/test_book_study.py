@@ -48,7 +48,7 @@ def test_resolve_parameters_defaults_and_paths(tmp_path):
 
 @pytest.mark.parametrize(
     "preset, frame_ms, seed, match",
-    [("large", 20, 0, "unknown preset 'large'; valid: smoke, study, paper"),
+    [("large", 20, 0, "unknown preset 'large'; valid: smoke, lab, study, paper"),
      ("smoke", 15, 0, "frame rate"),
      ("smoke", "20", 0, "frame_ms must be an integer"),
      ("smoke", 20, -1, "seed must be an integer >= 0"),
@@ -389,7 +389,7 @@ def test_smoke_run_of_the_prior_work_notebook(tmp_path):
     jupytext.write(jupytext.read(ROOT / "notebooks" / "10_prior_work.md"), ipynb, fmt="ipynb")
     with pytest.raises(papermill.PapermillExecutionError, match="models must be 'all' or a comma-separated list"):
         papermill.execute_notebook(str(ipynb), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(ROOT),
-                                   progress_bar=False, parameters=dict(models="hubert-base,wavlm",
+                                   progress_bar=False, parameters=dict(preset="smoke", models="hubert-base,wavlm",
                                                                        output_dir=str(tmp_path / "bad")))
 
 
@@ -415,3 +415,32 @@ def test_papermill_run_with_an_unknown_parameter_fails_naming_the_valid_ones(tmp
                                    progress_bar=False, parameters={"preset": "smoke", "finetune_steps": 50,
                                                                    "output_dir": str(tmp_path / "out")})
     assert "has no parameter 'finetune_steps'" in str(failure.value) and "summary_csv" in str(failure.value)
+
+
+@pytest.mark.slow
+def test_a_settings_parameter_changes_the_recorded_settings_and_the_result(tmp_path):
+    """`-p settings '...'` reaches the method's settings: the FFN trajectory removes half the width per step in
+    its own folder (the preset's trajectory would take two steps to the same end)."""
+    import jupytext
+    import pandas as pd
+    import papermill
+
+    ipynb = tmp_path / "05.ipynb"
+    jupytext.write(jupytext.read(ROOT / "notebooks" / "05_lowrank.md"), ipynb, fmt="ipynb")
+    common = dict(preset="smoke", frame_rates="20", data_dir=str(tmp_path / "corpus"), work_dir=str(tmp_path / "work"))
+    tables = {}
+    for name, settings in (("preset", ""), ("changed", "ffn_units_per_step=0.5,finetune_steps=1")):
+        out = tmp_path / name
+        papermill.execute_notebook(str(ipynb), str(tmp_path / f"{name}.ipynb"), kernel_name="python3", cwd=str(ROOT),
+                                   progress_bar=False, parameters={**common, "settings": settings, "output_dir": str(out)})
+        tables[name] = pd.read_csv(out / "ffn.csv")
+        record = json.loads((out / "summary.json").read_text())
+        tables[name + " folder"] = {Path(c).parts[0] for c in tables[name]["checkpoint"]}
+    assert tables["preset folder"] == {"ffn-20ms"}
+    assert tables["changed folder"] == {"ffn-20ms-ffn_units_per_step-0.5"}
+    assert len(tables["changed"]) < len(tables["preset"])  # fewer, larger steps to the same end
+    assert record["settings"]["ffn_units_per_step"] == 0.5 and record["settings"]["finetune_steps"] == 1
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown compression setting 'finetune_step'"):
+        papermill.execute_notebook(str(ipynb), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(ROOT),
+                                   progress_bar=False, parameters={**common, "settings": "finetune_step=1",
+                                                                   "output_dir": str(tmp_path / "bad")})

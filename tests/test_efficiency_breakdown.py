@@ -358,5 +358,5 @@ def test_smoke_run_of_the_runtime_anatomy_notebook(tmp_path):
     jupytext.write(jupytext.read(ROOT / "notebooks" / "12_runtime_anatomy.md"), ipynb, fmt="ipynb")
     with pytest.raises(papermill.PapermillExecutionError, match=r"densities must be distinct numbers in \(0, 1\]"):
         papermill.execute_notebook(str(ipynb), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(ROOT),
-                                   progress_bar=False, parameters=dict(densities="1,2",
+                                   progress_bar=False, parameters=dict(preset="smoke", densities="1,2",
                                                                        output_dir=str(tmp_path / "bad")))

@@ -158,7 +158,7 @@ CASES = [
     ("compress-set-bool-text", CMP + " --out {tmp} --set keep_best_head=maybe", 2,
      r"^error: --set keep_best_head='maybe': expected true or false$", None),
     ("compress-set-layers-text", CMP + " --out {tmp} --set distill_layers=a,b", 2,
-     r"^error: --layers 'a,b' is not a comma-separated list", None),
+     r"^error: --set distill_layers='a,b': expected a comma-separated list$", None),
     # -- missing or wrong input paths ---------------------------------------------------------------------------
     ("pretrain-missing-data", "pretrain --preset smoke --data {missing} --out {tmp}", 2, NO_CORPUS, None),
     ("pretrain-data-is-file", "pretrain --preset smoke --data {file} --out {tmp}", 2, NO_CORPUS, None),

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_plan import PUBLISHED_PRESET, ROOT  # noqa: E402
 
 STATIC_DIR = ROOT / "book" / "_static"
-PRESETS = ("smoke", "study", "paper")
+from compress_lib.presets import PRESET_NAMES as PRESETS  # noqa: E402
 
 
 def plotly_js_source() -> Path:
@@ -153,6 +153,23 @@ def toc_for_preset(preset: str, toc_text: str, root: Path = ROOT) -> tuple[str, 
     return text, dropped
 
 
+LAUNCH_LINK = re.compile(r"(urlpath=lab/tree/|/blob/[^/\"]+/)data/results/[a-z]+/(\d\d_\w+)\.ipynb")
+
+
+def relink_launch_buttons(html_dir: Path) -> int:
+    """Point the Binder and Colab buttons of every results page at the notebook itself, notebooks/<stem>.ipynb
+    (committed, outputs-free, at the lab preset by default) rather than at the executed copy the page shows.
+    Returns how many links changed."""
+    changed = 0
+    for page in html_dir.rglob("*.html"):
+        text = page.read_text()
+        new, n = LAUNCH_LINK.subn(r"\1notebooks/\2.ipynb", text)
+        if n:
+            page.write_text(new)
+            changed += n
+    return changed
+
+
 def output_dir(preset: str) -> Path:
     """Default jupyter-book --path-output of a preset's book."""
     return ROOT / "book" if preset == PUBLISHED_PRESET else ROOT / "book" / "_build" / preset
@@ -186,6 +203,7 @@ def build(preset: str = PUBLISHED_PRESET, out: Path | None = None, quiet: bool =
     status = subprocess.run(cmd, cwd=ROOT).returncode
     html = html_dir(preset, out) / "index.html"
     if status == 0:
+        relink_launch_buttons(html.parent)
         print(f"book: built {html}")
     else:
         print(f"book: the build failed (warnings count as errors); see the messages above", file=sys.stderr)

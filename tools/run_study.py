@@ -39,10 +39,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_plan import EXPERIMENTS, PUBLISHED_PRESET, RESULTS_DIR, ROOT, Experiment  # noqa: E402
 
-PRESETS = ("smoke", "study", "paper")
-STUDY_FRAME_RATES = "10,20"  # the notebooks' own default: the study needs both frame rates
-# Size of the generated stand-in corpus per preset (`compress-lib corpus --scale`; 1 = about 7 hours).
-from compress_lib.study import CORPUS_SCALE, parse_frame_rates  # noqa: E402  (the corpus of each preset)
+# Per preset: the size of the generated stand-in corpus (`compress-lib corpus --scale`; 1 = about 7 hours) and
+# the frame rates the study runs at (compress_lib.presets.STUDY_SCALES).
+from compress_lib.presets import PRESET_NAMES, study_scale  # noqa: E402
+from compress_lib.study import CORPUS_SCALE, parse_frame_rates  # noqa: E402
 
 
 def corpus_dir(work: Path, scale: float) -> Path:
@@ -95,7 +95,9 @@ def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
     if args.frame_ms is not None:
         offered["frame_ms"] = args.frame_ms
     if args.frame_rates is not None:
-        pinned = exp.frame_rates is not None and args.frame_rates and args.preset != "smoke"  # smoke tests every rate
+        # a notebook's own rates (07: 20 ms) win, except at a preset whose numbers mean nothing (smoke): it tests
+        # every notebook at every rate
+        pinned = exp.frame_rates is not None and args.frame_rates and study_scale(args.preset).judged
         offered["frame_rates"] = exp.frame_rates if pinned else args.frame_rates
     if args.threads is not None:
         offered["threads"] = args.threads
@@ -359,7 +361,7 @@ def build_and_check_book(preset: str, quiet: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default=PUBLISHED_PRESET, choices=PRESETS, help="scale (default: %(default)s)")
+    parser.add_argument("--preset", default=PUBLISHED_PRESET, choices=PRESET_NAMES, help="scale (default: %(default)s)")
     parser.add_argument("--work", type=Path, default=ROOT / "work",
                         help="folder for the corpus, checkpoints and scratch notebooks (default: work/)")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
@@ -370,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=None,
                         help="pass this frame rate to every notebook (default: each notebook's own)")
     parser.add_argument("--frame-rates", default=None, metavar="MS[,MS]",
-                        help="pass frame_rates to every notebook that has it (default: 10,20, the study's two "
-                             "rates, or none with --frame-ms); e.g. 20 runs the 20 ms half first, and a later run "
+                        help="pass frame_rates to every notebook that has it (default: the preset's, 10,20 for "
+                             "the study and 20 for lab, or none with --frame-ms); e.g. 20 runs the 20 ms half first, and a later run "
                              "with the default adds 10 ms, reusing what is done (run_times.csv lists both parts)")
     parser.add_argument("--threads", type=int, default=None,
                         help="pass this CPU thread count to every notebook (1 keeps a run fast while other work "
@@ -385,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work = args.work.resolve()
     args.results = args.results.resolve()
     if args.frame_rates is None:
-        args.frame_rates = "" if args.frame_ms is not None else STUDY_FRAME_RATES
+        args.frame_rates = "" if args.frame_ms is not None else study_scale(args.preset).frame_rates_text
     if args.corpus_scale is None:
         args.corpus_scale = CORPUS_SCALE[args.preset]
     if args.verbose:

@@ -56,9 +56,9 @@ def add_arguments(parser) -> None:
 
 def overrides_from_args(args) -> dict:
     """The CompressSettings fields the command line changes."""
-    from compress_lib.compression.presets import CompressSettings
+    from compress_lib.compression.presets import parse_compress_overrides
 
-    out = parse_set_options(args.set, CompressSettings)
+    out = parse_compress_overrides(args.set, "--set")
     if args.layers is not None:
         out["distill_layers"] = parse_layers(args.layers)
     if args.head_score is not None:
@@ -82,42 +82,6 @@ def parse_layers(text: str) -> tuple[int, ...]:
     if not layers:
         raise CompressLibError("--layers is empty; give the student depths, e.g. 2,6")
     return layers
-
-
-def parse_set_options(items: list[str], cls) -> dict:
-    """FIELD=VALUE strings -> {field: value of the field's type}."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise CompressLibError(f"--set {item!r} must look like FIELD=VALUE")
-        check_choice(name, fields, "compression setting")
-        default = getattr(cls(), name)
-        try:
-            if isinstance(default, bool):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                out[name] = value.lower() in ("true", "1")
-            elif isinstance(default, tuple):
-                out[name] = parse_layers(value)
-            else:
-                out[name] = type(default)(value)
-        except ValueError:
-            wanted = {"int": "an integer", "float": "a number", "bool": "true or false"}.get(
-                type(default).__name__, f"a {type(default).__name__}")
-            raise CompressLibError(f"--set {name}={value!r}: expected {wanted}") from None
-        if isinstance(out[name], (int, float)) and not isinstance(out[name], bool):
-            _check_setting_number(name, out[name])
-    return out
-
-
-def _check_setting_number(name: str, value) -> None:
-    """Every numeric compression setting is a count, a rate or a fraction: finite and >= 0."""
-    import math
-
-    if not (math.isfinite(value) and value >= 0):
-        raise CompressLibError(f"--set {name}={value}: give a finite number >= 0")
 
 
 def check_paths(args) -> None:
@@ -149,6 +113,7 @@ def run(args) -> int:
         raise CompressLibError("--student applies to the combined method only")
     overrides = overrides_from_args(args)
     check_paths(args)
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # a folder that cannot be made fails before any work
     teacher_cfg = load_checkpoint(args.teacher).config
     if args.frame_ms is not None and args.frame_ms != teacher_cfg.frame_ms:
         raise CompressLibError(f"--frame-ms {args.frame_ms} but {args.teacher} is a {teacher_cfg.frame_ms} ms model; "

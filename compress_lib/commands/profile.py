@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL", help="zoo name, 'melhubert', or a checkpoint path")
     parser.add_argument("--list", action="store_true", help="list the zoo models and exit")
     parser.add_argument("--frame-ms", type=int, choices=(10, 20), default=20, help="MelHuBERT frame rate (default 20)")
-    parser.add_argument("--preset", default="paper", help="MelHuBERT size preset: smoke, study, paper (default paper)")
+    parser.add_argument("--preset", default="paper", help="MelHuBERT size preset: smoke, lab, study, paper (default paper)")
     parser.add_argument("--layers", type=int, help="MelHuBERT: number of layers (default: the preset's)")
     parser.add_argument("--heads", type=int, help="MelHuBERT: attention heads per layer (default: the preset's)")
     parser.add_argument("--ffn", type=int, help="MelHuBERT: FFN units per layer (default: the preset's)")

@@ -14,7 +14,9 @@ from compress_lib.compression.common import TRAJECTORY_FILE, slice_linear
 from compress_lib.compression.distill import run_distill
 from compress_lib.compression.ffn import run_ffn
 from compress_lib.compression.heads import run_heads
-from compress_lib.compression.presets import COMPRESS_PRESETS, CompressSettings, compress_settings
+from compress_lib.compression.presets import (
+    COMPRESS_PRESETS, CompressSettings, compress_settings, parse_compress_overrides,
+)
 from compress_lib.compression.truncate import run_truncate
 from compress_lib.compression.weight import run_weight
 
@@ -30,6 +32,7 @@ METHODS = tuple(RUNNERS)
 
 __all__ = [
     "COMPRESS_PRESETS", "CompressSettings", "METHODS", "RUNNERS", "TRAJECTORY_FILE", "compress_settings",
+    "parse_compress_overrides",
     "load_trajectory", "run_combined", "run_distill", "run_ffn", "run_heads", "run_truncate", "run_weight",
     "slice_linear",
 ]

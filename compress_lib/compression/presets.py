@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.overrides import parse_overrides
 from compress_lib.presets import check_preset
 
 HEAD_SCORES = ("gradient", "l1")
@@ -98,6 +99,18 @@ COMPRESS_PRESETS = {
         distill_layers=(1, 2), distill_steps=6, distill_lr=5e-4, distill_warmup_steps=2,
         combined_layers=2, combined_head_steps=1, combined_ffn_steps=2,
     ),
+    # The lab model (4 layers x 192, 16 heads, FFN 768): the study's rules with fewer steps; 2 heads and 96 FFN
+    # units per layer removed per step; students and truncations of 1 and 2 layers (the paper's 2 and 6 of 12).
+    "lab": CompressSettings(
+        batch_size=4, eval_batches=4, save_every=10, clip_norm=5.0,
+        finetune_steps=30, finetune_lr=5e-5,
+        weight_ema_decay=0.9, weight_ema_tolerance=0.005, weight_ema_window=30, weight_max_steps=40,
+        weight_min_density=0.3,
+        heads_per_step=1 / 8, head_score_fraction=0.05,
+        ffn_units_per_step=1 / 8, ffn_min_density=0.25,
+        distill_layers=(1, 2), distill_steps=300, distill_lr=5e-4, distill_warmup_steps=30, combined_layers=2,
+        combined_head_steps=2, combined_ffn_steps=3,
+    ),
     # The study model (6 layers x 256, 24 heads, FFN 1024): students and truncations of 1 and 3 layers (the
     # paper's 2 and 6 of 12); `combined` starts from the 3-layer student of `distill` (--student). The learning
     # rates keep the paper's ratios to the pretraining rate (fine-tuning 1e-5 : 1e-4, distillation 1 : 1)
@@ -117,6 +130,12 @@ COMPRESS_PRESETS = {
     ),
     "paper": CompressSettings(),
 }
+
+
+def parse_compress_overrides(value, label: str = "settings") -> dict:
+    """The fields a notebook's `settings` parameter (a dict or "field=value,...") or the CLI's --set changes,
+    typed and checked (see compress_lib.overrides)."""
+    return parse_overrides(value, CompressSettings().to_dict(), "compression setting", label)
 
 
 def compress_settings(preset: str, **overrides) -> CompressSettings:

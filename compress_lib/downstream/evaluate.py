@@ -41,6 +41,7 @@ from compress_lib.downstream.probes import (
 from compress_lib.downstream.upstream import DEFAULT_CACHE_GB, HiddenStates, Upstream, hidden_states_for_split
 from compress_lib.errors import CompressLibError, check_choice
 from compress_lib.locking import folder_lock
+from compress_lib.overrides import parse_overrides
 from compress_lib.presets import check_preset
 from compress_lib.training import TrainConfig, train, write_log_csv
 
@@ -88,6 +89,10 @@ DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
         "pr": ProbeHParams(lr=1e-2, steps=40, batch=8, eval_every=20),
         "sid": ProbeHParams(lr=1e-2, steps=40, batch=16, eval_every=20),
     },
+    "lab": {  # the study's probes with fewer updates (docs/lab_preset.md)
+        "pr": ProbeHParams(lr=1e-2, steps=300, batch=16, eval_every=100, schedule="linear"),
+        "sid": ProbeHParams(lr=1e-2, steps=1500, batch=64, eval_every=250, schedule="linear"),
+    },
     "study": {
         "pr": ProbeHParams(lr=1e-2, steps=1000, batch=16, eval_every=200, schedule="linear"),
         "sid": ProbeHParams(lr=1e-2, steps=20_000, batch=64, eval_every=500, schedule="linear"),
@@ -97,6 +102,17 @@ DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
         "sid": ProbeHParams(lr=1e-4, steps=200_000, batch=8, grad_accum=4, eval_every=4000),
     },
 }
+
+
+def probe_hparams(preset: str, settings=None, label: str = "settings") -> dict[str, ProbeHParams]:
+    """task -> the preset's probe hyperparameters with `settings` applied: a dict or "task.field=value,..."
+    (e.g. "pr.steps=200,sid.lr=0.03"; fields of ProbeHParams). One CompressLibError names a bad field or value."""
+    presets = DOWNSTREAM_PRESETS[check_preset(preset)]
+    defaults = {f"{task}.{name}": value for task, hp in presets.items() for name, value in dataclasses.asdict(hp).items()}
+    changes = parse_overrides(settings, defaults, "probe setting", label)
+    return {task: dataclasses.replace(hp, **{key.split(".", 1)[1]: value for key, value in changes.items()
+                                             if key.startswith(task + ".")})
+            for task, hp in presets.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -447,6 +463,7 @@ class EvaluationJob:
     out_dir: str
     frame_ms: int | None = None  # for fbank
     name: str | None = None
+    hparams: ProbeHParams | None = None  # None: the preset's
 
 
 def _run_job(job: EvaluationJob, data_dir: str, preset: str, cache_dir: str | None, seed: int) -> dict:
@@ -454,7 +471,7 @@ def _run_job(job: EvaluationJob, data_dir: str, preset: str, cache_dir: str | No
 
     upstream = load_upstream(job.spec, frame_ms=job.frame_ms, seed=seed, name=job.name)
     return evaluate_upstream(job.task, upstream, data_dir, preset, job.out_dir, cache_dir=cache_dir, seed=seed,
-                             progress=False, threads=1)
+                             hparams=job.hparams, progress=False, threads=1)
 
 
 def evaluate_many(jobs: list[EvaluationJob], data_dir, preset: str, cache_dir=None, seed: int = 0,
