@@ -19,7 +19,8 @@ CORPUS_SCALE ?=
 # The first three are what the notebooks need to generate the corpus; apt.txt gives Binder the same three.
 CORPUS_APT_PACKAGES := espeak-ng flite wordnet-base
 APT_PACKAGES := $(CORPUS_APT_PACKAGES) chromium pocketsphinx-testdata libjs-mathjax fonts-mathjax
-# Text notebooks (jupytext MyST) and the .ipynb form papermill runs (generated, not committed).
+# Text notebooks (jupytext MyST) and their .ipynb forms (committed: the launch buttons open them; --update keeps
+# their cell ids, so an unchanged source writes an identical file).
 NOTEBOOK_SOURCES := $(wildcard notebooks/[0-9][0-9]_*.md)
 NOTEBOOKS := $(NOTEBOOK_SOURCES:.md=.ipynb)
 BOOK_HTML := $(if $(filter study,$(PRESET)),book/_build/html,book/_build/$(PRESET)/_build/html)
@@ -50,7 +51,7 @@ apt:
 notebooks: $(NOTEBOOKS)
 
 notebooks/%.ipynb: notebooks/%.md $(STAMP)
-	$(BIN)/jupytext --quiet --to ipynb --output $@ $<
+	$(BIN)/jupytext --quiet --update --to ipynb --output $@ $<
 
 corpus: install
 	$(BIN)/compress-lib corpus --out $(WORK)/corpus --scale $(or $(CORPUS_SCALE),1)

@@ -1,7 +1,7 @@
 """The four scales of the study, and how each runs the study as a whole.
 
 - `smoke`: seconds, for tests; its numbers mean nothing.
-- `lab`: minutes, for a class: the whole study at one frame rate (20 ms) in about a quarter of an hour on a
+- `lab`: minutes, for a class: the whole study at one frame rate (20 ms) in about 20 minutes on a
   2-core laptop, with a teacher that still learnt something (it beats its random-init twin on phone recognition).
 - `study`: the default; every experiment of the study at both frame rates on a 2-core CPU from the stand-in corpus.
 - `paper`: the paper's own sizes and hyperparameters, for LibriSpeech / VoxCeleb1 on GPUs.
@@ -40,6 +40,11 @@ class Timing:
     seconds: float  # seconds of speech per timed forward
     warmup: int  # untimed forwards first
     repeats: int  # timed forwards (the median is reported)
+    pass_repeats: int  # rounds of notebook 09's pass that times every compressed model in turns
+
+    def forward_kwargs(self) -> dict:
+        """seconds, warmup, repeats: the keyword arguments of `real_time_factor` and `profile_model`."""
+        return {"seconds": self.seconds, "warmup": self.warmup, "repeats": self.repeats}
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class StudyScale:
         return ",".join(map(str, self.frame_rates))
 
 
-_FULL_TIMING = Timing(seconds=10.0, warmup=2, repeats=5)
+_FULL_TIMING = Timing(seconds=10.0, warmup=2, repeats=5, pass_repeats=10)
 _FULL_ANATOMY = AnatomySettings(
     sizes=("study", "paper"), densities=(1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.075, 0.05),
     sweep_warmup=2, sweep_repeats=15, profile_warmup=3, profile_repeats=20)
@@ -82,15 +87,15 @@ STUDY_SCALES = {
     "smoke": StudyScale(
         corpus_scale=0.02, frame_rates=(10, 20), one_thread=True, judged=False, ablations=False,
         points_per_trajectory={10: 2, 20: 2}, evaluation_processes=1,
-        timing=Timing(seconds=1.0, warmup=1, repeats=1),
+        timing=Timing(seconds=1.0, warmup=1, repeats=1, pass_repeats=2),
         anatomy=AnatomySettings(sizes=("smoke",), densities=(1.0, 0.3, 0.05), sweep_warmup=1, sweep_repeats=2,
                                 profile_warmup=1, profile_repeats=2)),
-    # 20 ms only (half the frames of 10 ms), a quarter-size corpus, three points per trajectory, no ablations;
-    # sized so that `make study PRESET=lab` ends in about a quarter of an hour (docs/lab_preset.md).
+    # 20 ms only (half the frames of 10 ms), a half-size corpus, two points per trajectory, no ablations;
+    # `make study PRESET=lab` takes about 20 minutes on 2 cores (docs/lab_preset.md).
     "lab": StudyScale(
-        corpus_scale=0.25, frame_rates=(20,), one_thread=False, judged=True, ablations=False,
+        corpus_scale=0.5, frame_rates=(20,), one_thread=False, judged=True, ablations=False,
         points_per_trajectory={10: 2, 20: 2}, evaluation_processes=0,
-        timing=Timing(seconds=4.0, warmup=2, repeats=5),
+        timing=Timing(seconds=4.0, warmup=1, repeats=3, pass_repeats=5),
         anatomy=AnatomySettings(sizes=("lab",), densities=(1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.05), sweep_warmup=2,
                                 sweep_repeats=7, profile_warmup=2, profile_repeats=7)),
     # The study evaluates fewer points at 10 ms: there every evaluation costs about twice as much (twice the

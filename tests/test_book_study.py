@@ -418,7 +418,7 @@ def test_papermill_run_with_an_unknown_parameter_fails_naming_the_valid_ones(tmp
 
 
 @pytest.mark.slow
-def test_a_settings_parameter_changes_the_recorded_settings_and_the_result(tmp_path):
+def test_a_settings_parameter_changes_the_recorded_settings_and_the_result(tmp_path, smoke_corpus):
     """`-p settings '...'` reaches the method's settings: the FFN trajectory removes half the width per step in
     its own folder (the preset's trajectory would take two steps to the same end)."""
     import jupytext
@@ -427,7 +427,7 @@ def test_a_settings_parameter_changes_the_recorded_settings_and_the_result(tmp_p
 
     ipynb = tmp_path / "05.ipynb"
     jupytext.write(jupytext.read(ROOT / "notebooks" / "05_lowrank.md"), ipynb, fmt="ipynb")
-    common = dict(preset="smoke", frame_rates="20", data_dir=str(tmp_path / "corpus"), work_dir=str(tmp_path / "work"))
+    common = dict(preset="smoke", frame_rates="20", data_dir=str(smoke_corpus), work_dir=str(tmp_path / "work"))
     tables = {}
     for name, settings in (("preset", ""), ("changed", "ffn_units_per_step=0.5,finetune_steps=1")):
         out = tmp_path / name

@@ -41,5 +41,5 @@ def test_the_lab_preset_sits_between_smoke_and_study():
     sizes = {p: config_for_preset(p, 20).embed_dim * config_for_preset(p, 20).num_layers for p in PRESET_NAMES}
     assert sizes["smoke"] < sizes["lab"] < sizes["study"]
     steps = {p: pretrain_settings(p, 20)["stage1_steps"] for p in PRESET_NAMES}
-    assert steps["smoke"] < steps["lab"] < steps["study"]
+    assert steps["smoke"] < steps["lab"] <= steps["study"]
     assert study_scale("lab").judged and not study_scale("smoke").judged

@@ -14,7 +14,6 @@ per-preset setting (see compress_lib/compression/presets.py).
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from compress_lib.commands.checks import density_arg, positive_float_arg, progress_bars, seed_arg

@@ -103,12 +103,12 @@ COMPRESS_PRESETS = {
     # units per layer removed per step; students and truncations of 1 and 2 layers (the paper's 2 and 6 of 12).
     "lab": CompressSettings(
         batch_size=4, eval_batches=4, save_every=10, clip_norm=5.0,
-        finetune_steps=30, finetune_lr=5e-5,
-        weight_ema_decay=0.9, weight_ema_tolerance=0.005, weight_ema_window=30, weight_max_steps=40,
+        finetune_steps=20, finetune_lr=5e-5,
+        weight_ema_decay=0.85, weight_ema_tolerance=0.005, weight_ema_window=20, weight_max_steps=25,
         weight_min_density=0.3,
         heads_per_step=1 / 8, head_score_fraction=0.05,
         ffn_units_per_step=1 / 8, ffn_min_density=0.25,
-        distill_layers=(1, 2), distill_steps=300, distill_lr=5e-4, distill_warmup_steps=30, combined_layers=2,
+        distill_layers=(1, 2), distill_steps=200, distill_lr=5e-4, distill_warmup_steps=20, combined_layers=2,
         combined_head_steps=2, combined_ffn_steps=3,
     ),
     # The study model (6 layers x 256, 24 heads, FFN 1024): students and truncations of 1 and 3 layers (the

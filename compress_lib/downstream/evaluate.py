@@ -91,7 +91,7 @@ DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
     },
     "lab": {  # the study's probes with fewer updates (docs/lab_preset.md)
         "pr": ProbeHParams(lr=1e-2, steps=300, batch=16, eval_every=100, schedule="linear"),
-        "sid": ProbeHParams(lr=1e-2, steps=1500, batch=64, eval_every=250, schedule="linear"),
+        "sid": ProbeHParams(lr=1e-2, steps=1000, batch=64, eval_every=250, schedule="linear"),
     },
     "study": {
         "pr": ProbeHParams(lr=1e-2, steps=1000, batch=16, eval_every=200, schedule="linear"),
