@@ -437,7 +437,7 @@ def test_a_settings_parameter_changes_the_recorded_settings_and_the_result(tmp_p
         record = json.loads((out / "summary.json").read_text())
         tables[name + " folder"] = {Path(c).parts[0] for c in tables[name]["checkpoint"]}
     assert tables["preset folder"] == {"ffn-20ms"}
-    assert tables["changed folder"] == {"ffn-20ms-ffn_units_per_step-0.5"}
+    assert tables["changed folder"] == {"ffn-20ms-ffn_units_per_step-0.5-finetune_steps-1"}
     assert len(tables["changed"]) < len(tables["preset"])  # fewer, larger steps to the same end
     assert record["settings"]["ffn_units_per_step"] == 0.5 and record["settings"]["finetune_steps"] == 1
     with pytest.raises(papermill.PapermillExecutionError, match="unknown compression setting 'finetune_step'"):
