@@ -53,8 +53,9 @@ def test_the_lab_notebook_passes_its_checks_with_the_solutions_and_stops_at_a_wr
     jupytext.write(notebook, ipynb, fmt="ipynb")
     papermill.execute_notebook(str(ipynb), str(tmp_path / "solved.ipynb"), kernel_name="python3", cwd=str(root),
                                progress_bar=False, parameters={"preset": "smoke", "output_dir": str(tmp_path / "out")})
-    outputs = "".join(o.get("text", "") for c in json.loads((tmp_path / "solved.ipynb").read_text())["cells"]
-                      for o in c.get("outputs", []))
+    texts = [o.get("text", "") for c in json.loads((tmp_path / "solved.ipynb").read_text())["cells"]
+             for o in c.get("outputs", [])]
+    outputs = "".join("".join(t) if isinstance(t, list) else t for t in texts)  # a stream's text: str or lines
     for exercise in ("A1", "A2", "B1", "B2", "C", "D1", "D2", "D3"):
         assert f"Exercise {exercise}: right" in outputs, exercise
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["parameters"]["preset"] == "smoke"
