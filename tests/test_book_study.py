@@ -8,6 +8,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -167,7 +168,7 @@ def test_prose_and_tag_changes_refresh_the_page_and_keep_the_outputs(tmp_path):
 def test_an_experiment_can_pin_its_frame_rates(tmp_path):
     class Args:
         preset, work, results, seed, frame_ms, threads, corpus_scale = "study", tmp_path, tmp_path, None, None, None, 1
-        frame_rates = "10,20"
+        frame_rates, jobs = "10,20", 1
 
     declared = {"preset", "frame_rates"}
     assert run_study.parameters_for(Experiment("x", "c", "w"), declared, Args)["frame_rates"] == "10,20"
@@ -444,3 +445,105 @@ def test_a_settings_parameter_changes_the_recorded_settings_and_the_result(tmp_p
         papermill.execute_notebook(str(ipynb), str(tmp_path / "bad.ipynb"), kernel_name="python3", cwd=str(ROOT),
                                    progress_bar=False, parameters={**common, "settings": "finetune_step=1",
                                                                    "output_dir": str(tmp_path / "bad")})
+
+
+def test_every_notebook_needs_only_notebooks_planned_before_it():
+    from study_plan import EXPERIMENTS
+
+    seen = set()
+    for exp in EXPERIMENTS:
+        assert set(exp.needs) <= seen, f"{exp.stem} needs {set(exp.needs) - seen}, which run after it"
+        seen.add(exp.stem)
+
+
+def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alone(tmp_path, monkeypatch):
+    """--jobs 2: a notebook starts after the ones it needs, at most two at once, one marked runs_alone with no
+    company; the schedule follows the plan's order. A fake `execute` records what ran beside what and finishes
+    only when the test lets it, so the schedule does not depend on timing."""
+    import queue
+    import threading
+
+    plan = (Experiment("a", "c", "w"), Experiment("b", "c", "w", runs_alone=True),
+            Experiment("c", "c", "w", needs=("b",)), Experiment("d", "c", "w", needs=("b",)),
+            Experiment("e", "c", "w", needs=("b",)), Experiment("t", "c", "w", runs_alone=True),
+            Experiment("f", "c", "w", needs=("c", "d")))
+    for exp in plan:  # each needs a source file to be run
+        monkeypatch.setattr(type(exp), "source", property(lambda self: tmp_path / f"{self.stem}.md"))
+        (tmp_path / f"{exp.stem}.md").write_text("")
+    lock, running, company, started = threading.Lock(), set(), {}, queue.Queue()
+    release = {exp.stem: threading.Event() for exp in plan}
+
+    def fake_execute(exp, args, code_sha):
+        with lock:
+            company[exp.stem] = set(running)
+            running.add(exp.stem)
+        started.put(exp.stem)
+        assert release[exp.stem].wait(60), f"{exp.stem} was never released"
+        with lock:
+            running.discard(exp.stem)
+        return "ran", 1.0
+
+    monkeypatch.setattr(run_study, "execute", fake_execute)
+
+    class Args:
+        jobs = 2
+
+    statuses = {}
+    scheduler = threading.Thread(target=lambda: statuses.update(run_study.run_notebooks(list(plan), Args, "sha")))
+    scheduler.start()
+
+    def step(finish: str | None, expect: set[str]) -> None:
+        """Let `finish` end, then expect exactly `expect` to start (nothing else is running meanwhile)."""
+        if finish:
+            release[finish].set()
+        assert {started.get(timeout=60) for _ in expect} == expect
+
+    step(None, {"a"})  # b runs alone: it waits for a
+    step("a", {"b"})
+    step("b", {"c", "d"})  # two at a time
+    step("c", {"e"})  # beside d; t (alone) and f (after t in plan order) wait
+    step("d", set())
+    step("e", {"t"})
+    step("t", {"f"})
+    release["f"].set()
+    scheduler.join(60)
+    assert not scheduler.is_alive() and started.empty()
+    assert list(statuses) == [e.stem for e in plan] and all(s == ("ran", 1.0) for s in statuses.values())
+    side_by_side = {frozenset((x, y)) for x, others in company.items() for y in others}  # c, d start together
+    assert side_by_side == {frozenset("cd"), frozenset("de")}
+
+
+def test_jobs_pass_one_thread_to_notebooks_that_share_the_machine(tmp_path):
+    class Args:
+        preset, work, results, seed, frame_ms, frame_rates, corpus_scale = "study", tmp_path, tmp_path, None, None, None, 1
+        threads, jobs = None, 2
+
+    declared = {"preset", "threads"}
+    assert run_study.parameters_for(Experiment("x", "c", "w"), declared, Args)["threads"] == 1
+    assert "threads" not in run_study.parameters_for(Experiment("x", "c", "w", runs_alone=True), declared, Args)
+    Args.jobs = 1
+    assert "threads" not in run_study.parameters_for(Experiment("x", "c", "w"), declared, Args)
+
+
+def test_run_times_of_a_whole_run_give_its_corpus_step_and_wall_time(tmp_path):
+    for stem, seconds, finished in (("01_a", 60.0, "2026-01-01T00:02:00Z"), ("02_b", 100.0, "2026-01-01T00:02:30Z")):
+        (tmp_path / f"{stem}.run.json").write_text(json.dumps(
+            {"parameters": {"preset": "lab", "threads": 1}, "duration_s": seconds, "finished_utc": finished}))
+    args = SimpleNamespace(preset="lab", jobs=2, threads=None)
+    started = run_study.parse_utc("2026-01-01T00:00:30Z")
+    run_study.record_whole_run(tmp_path, args, started, corpus_s=20.0)
+    whole = json.loads((tmp_path / run_study.WHOLE_RUN_FILE).read_text())
+    whole["finished_utc"] = "2026-01-01T00:02:40Z"  # as if written right after the last notebook
+    whole["wall_s"] = 130.0
+    (tmp_path / run_study.WHOLE_RUN_FILE).write_text(json.dumps(whole))
+    rows = {r["notebook"]: r for r in csv.DictReader(run_study.write_run_times(tmp_path).open())}
+    assert list(rows) == ["corpus", "01_a", "02_b", "total", "wall time"]
+    assert rows["01_a"]["started_utc"] == "2026-01-01T00:01:00Z"  # notebooks side by side: 02_b began first
+    assert rows["02_b"]["started_utc"] == "2026-01-01T00:00:50Z"
+    assert float(rows["total"]["duration_s"]) == 160.0 and float(rows["wall time"]["duration_s"]) == 130.0
+    assert float(rows["corpus"]["duration_s"]) == 20.0 and "--jobs 2" in rows["wall time"]["parts"]
+    # a notebook rerun after the whole run: the table no longer claims one sitting
+    (tmp_path / "01_a.run.json").write_text(json.dumps(
+        {"parameters": {"preset": "lab"}, "duration_s": 5.0, "finished_utc": "2026-01-02T00:00:00Z"}))
+    assert [r["notebook"] for r in csv.DictReader(run_study.write_run_times(tmp_path).open())] == \
+        ["01_a", "02_b", "total"]

@@ -16,8 +16,11 @@ For each experiment of tools/study_plan.py, in order:
   to date and skipped; `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is
   reported.) A notebook whose code cells are unchanged but whose prose or cell tags changed is not rerun: its
   executed copy takes the new prose and tags and keeps its outputs ("refreshed").
-- `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total (the book's
-  reproducibility appendix shows the published run's).
+- `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total, and, after a whole
+  run, its corpus step and wall time (`study_run.json`; the book's reproducibility appendix shows the published
+  run's).
+- `--jobs 2` (the default on 2 or more cores) runs notebooks that do not depend on each other side by side, one
+  thread each; those that time models run alone (`tools/study_plan.py` says which need which).
 Notebooks that do not exist yet are listed as missing. Nothing is ever faked: the exit status is 0 only when
 every step exists and succeeded.
 """
@@ -25,6 +28,7 @@ every step exists and succeeded.
 from __future__ import annotations
 
 import argparse
+import calendar
 import csv
 import hashlib
 import json
@@ -43,6 +47,8 @@ from study_plan import EXPERIMENTS, PUBLISHED_PRESET, RESULTS_DIR, ROOT, Experim
 # the frame rates the study runs at (compress_lib.presets.STUDY_SCALES).
 from compress_lib.presets import PRESET_NAMES, study_scale  # noqa: E402
 from compress_lib.study import CORPUS_SCALE, parse_frame_rates  # noqa: E402
+
+WHOLE_RUN_FILE = "study_run.json"  # the last whole run (corpus and every notebook): wall time and job layout
 
 
 def corpus_dir(work: Path, scale: float) -> Path:
@@ -83,7 +89,9 @@ def declared_parameters(ipynb: Path) -> set[str]:
 
 
 def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
-    """The parameters this run passes to `exp`: the standard ones the notebook declares."""
+    """The parameters this run passes to `exp`: the standard ones the notebook declares. With `--jobs` above 1,
+    a notebook that may run beside another gets one thread (unless `--threads` says otherwise), whether or not
+    it has company at the time, so that its results do not depend on the schedule."""
     offered = {
         "preset": args.preset,
         "data_dir": rel(corpus_dir(args.work, args.corpus_scale)),
@@ -101,6 +109,8 @@ def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
         offered["frame_rates"] = exp.frame_rates if pinned else args.frame_rates
     if args.threads is not None:
         offered["threads"] = args.threads
+    elif args.jobs > 1 and not exp.runs_alone:
+        offered["threads"] = 1
     return {k: v for k, v in offered.items() if k in declared}
 
 
@@ -275,7 +285,7 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     write_notebook(executed, hide_injected_parameters(json.loads(executed.read_text())))
     this_part = {"frame_rates": params.get("frame_rates", ""), "threads": params.get("threads", ""),
                  "duration_s": round(seconds, 1),
-                 "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                 "finished_utc": utc_text(time.time())}
     parts = earlier_parts(previous, params, args.force) + [this_part]
     record = {
         "notebook": rel(exp.source),
@@ -294,6 +304,42 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     return "ran", seconds
 
 
+def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, tuple[str, float]]:
+    """Execute `selected` (in plan order); with `--jobs N` above 1, up to N side by side, each one thread.
+
+    A notebook starts once the notebooks it needs (among those selected) have finished; one marked `runs_alone`
+    (it times models, or keeps every core busy by itself) starts only when nothing else runs, and nothing starts
+    beside it. Notebooks start in plan order, so the schedule, and with it every result, is the same each time.
+    """
+    statuses = {}
+    for exp in selected:
+        if not exp.source.is_file():
+            statuses[exp.stem] = ("missing", 0.0)
+            print(f"  {exp.stem}: missing ({rel(exp.source)} does not exist yet: {exp.what})")
+    pending = [exp for exp in selected if exp.stem not in statuses]
+    if args.jobs <= 1:
+        return {**statuses, **{exp.stem: execute(exp, args, code_sha) for exp in pending}}
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    chosen, running = {exp.stem for exp in selected}, {}
+    with ThreadPoolExecutor(args.jobs) as pool:
+        while pending or running:
+            for exp in list(pending):
+                if any(need in chosen and need not in statuses for need in exp.needs):
+                    continue  # waits for its inputs
+                alone_running = any(e.runs_alone for e in running.values())
+                if alone_running or len(running) >= args.jobs or (exp.runs_alone and running):
+                    break  # waits for a free slot (in plan order: nothing later overtakes it)
+                pending.remove(exp)
+                running[pool.submit(execute, exp, args, code_sha)] = exp
+            if not running:  # only a plan whose notebook needs a later one gets here
+                raise SystemExit(f"error: {pending[0].stem} needs a notebook that runs after it; fix tools/study_plan.py")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                statuses[running.pop(future).stem] = future.result()
+    return {exp.stem: statuses[exp.stem] for exp in selected}
+
+
 def part_text(part: dict) -> str:
     """'10,20 ms, 1 thread: 980.0 s' (the thread count only when the run set one)."""
     threads = part.get("threads")
@@ -304,10 +350,13 @@ def part_text(part: dict) -> str:
 def write_run_times(preset_dir: Path) -> Path | None:
     """`run_times.csv` beside the executed notebooks: the last run of each, from its .run.json, and the total.
 
-    Columns: notebook, frame_rates, threads, duration_s, finished_utc, parts. A notebook run in parts (one frame
-    rate, then both; see `earlier_parts`) shows the sum of its parts, each listed as `rates ms[, threads]:
-    seconds`. A notebook rerun with `--force` over checkpoints already in place shows the rerun's (short) time,
-    so the total is the study's cost only after a run from scratch.
+    Columns: notebook, frame_rates, threads, started_utc, duration_s, finished_utc, parts. A notebook run in parts
+    (one frame rate, then both; see `earlier_parts`) shows the sum of its parts, each listed as `rates ms[,
+    threads]: seconds`. A notebook rerun with `--force` over checkpoints already in place shows the rerun's (short)
+    time, so the total is the study's cost only after a run from scratch. `total` sums the notebooks' times; when
+    every notebook's last run belongs to one whole run of this script (`study_run.json`), the rows `corpus` and
+    `wall time` give that run's corpus step and its wall time from start to the last notebook (notebooks side by
+    side with `--jobs` make it shorter than the total).
     """
     records = sorted(preset_dir.glob("*.run.json"))
     if not records:
@@ -317,19 +366,66 @@ def write_run_times(preset_dir: Path) -> Path | None:
         saved = json.loads(record.read_text())
         params = saved.get("parameters", {})
         rows.append({"notebook": record.name[: -len(".run.json")], "frame_rates": params.get("frame_rates", ""),
-                     "threads": params.get("threads", ""), "duration_s": saved.get("duration_s", ""),
-                     "finished_utc": saved.get("finished_utc", ""),
+                     "threads": params.get("threads", ""), "started_utc": last_part_started(saved),
+                     "duration_s": saved.get("duration_s", ""), "finished_utc": saved.get("finished_utc", ""),
                      "parts": "; ".join(part_text(p) for p in parts) if len(parts := saved.get("parts", [])) > 1
                      else ""})
     total = sum(float(r["duration_s"]) for r in rows if r["duration_s"] != "")
-    rows.append({"notebook": "total", "frame_rates": "", "threads": "", "duration_s": round(total, 1),
-                 "finished_utc": max(r["finished_utc"] for r in rows), "parts": ""})
+    last = max(r["finished_utc"] for r in rows)
+    whole = whole_run(preset_dir, rows)
+    if whole:
+        rows.insert(0, {"notebook": "corpus", "frame_rates": "", "threads": "", "started_utc": whole["started_utc"],
+                        "duration_s": whole["corpus_s"], "finished_utc": "", "parts": ""})
+    rows.append({"notebook": "total", "frame_rates": "", "threads": "", "started_utc": "",
+                 "duration_s": round(total, 1), "finished_utc": last, "parts": ""})
+    if whole:
+        rows.append({"notebook": "wall time", "frame_rates": "", "threads": "", "started_utc": whole["started_utc"],
+                     "duration_s": whole["wall_s"], "finished_utc": whole["finished_utc"],
+                     "parts": f"corpus and notebooks, --jobs {whole['jobs']} (the book's build not included)"})
     out = preset_dir / "run_times.csv"
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     return out
+
+
+def last_part_started(saved: dict) -> str:
+    """When the last run of a notebook started (its record's finish less that run's duration), or ''."""
+    seconds = (saved.get("parts") or [saved])[-1].get("duration_s")
+    try:
+        return utc_text(parse_utc(saved["finished_utc"]) - float(seconds))
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def utc_text(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def parse_utc(text: str) -> float:
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def whole_run(preset_dir: Path, rows: list[dict]) -> dict | None:
+    """The record of the whole run (`study_run.json`) when every notebook row lies within it, else None."""
+    path = preset_dir / WHOLE_RUN_FILE
+    if not path.is_file():
+        return None
+    whole = json.loads(path.read_text())
+    inside = all(r["started_utc"] and whole["started_utc"] <= r["started_utc"]
+                 and r["finished_utc"] <= whole["finished_utc"] for r in rows)
+    return whole if inside else None
+
+
+def record_whole_run(preset_dir: Path, args, started: float, corpus_s: float) -> None:
+    """Write `study_run.json`: this run's wall time (corpus and notebooks) and its job layout."""
+    finished = time.time()
+    record = {"preset": args.preset, "jobs": args.jobs, "threads": args.threads, "started_utc": utc_text(started),
+              "finished_utc": utc_text(finished), "corpus_s": round(corpus_s, 1),
+              "wall_s": round(finished - started, 1), "cpu_count": os.cpu_count()}
+    preset_dir.mkdir(parents=True, exist_ok=True)
+    (preset_dir / WHOLE_RUN_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def generate_corpus(args) -> str:
@@ -378,12 +474,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="pass this CPU thread count to every notebook (1 keeps a run fast while other work "
                              "shares the machine: PyTorch's threads slow down badly on busy cores)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="notebooks run side by side where they do not depend on each other, each on one "
+                             "thread; notebooks that time models run alone (default: %(default)s, up to 2 cores)")
     parser.add_argument("--corpus-scale", type=float, default=None,
                         help="`compress-lib corpus --scale` (default per preset: %s)" % CORPUS_SCALE)
     parser.add_argument("--no-book", action="store_true", help="do not build the book at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true", help="stream the notebooks' output")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     args.work = args.work.resolve()
     args.results = args.results.resolve()
     if args.frame_rates is None:
@@ -403,15 +504,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"study: preset {args.preset}, work folder {rel(args.work)}, results in {rel(args.results / args.preset)}/")
     statuses: dict[str, tuple[str, float]] = {}
+    started, clock = time.time(), time.perf_counter()
     if not args.only:
-        statuses["corpus"] = (generate_corpus(args), 0.0)
+        statuses["corpus"] = (generate_corpus(args), time.perf_counter() - clock)
+    corpus_s = time.perf_counter() - clock
     code_sha = code_hash()
-    for exp in selected:
-        if not exp.source.is_file():
-            statuses[exp.stem] = ("missing", 0.0)
-            print(f"  {exp.stem}: missing ({rel(exp.source)} does not exist yet: {exp.what})")
-            continue
-        statuses[exp.stem] = execute(exp, args, code_sha)
+    statuses.update(run_notebooks(selected, args, code_sha))
+    if not args.only and all(status == "ran" for status, _ in statuses.values()):  # a whole run from the start
+        record_whole_run(args.results / args.preset, args, started, corpus_s)
 
     write_run_times(args.results / args.preset)
     book_status = None

@@ -24,6 +24,10 @@ class Experiment:
     chapter: str  # book/<chapter>.md, the chapter the results belong to
     what: str  # one line: what the notebook computes
     frame_rates: str | None = None  # the rates it runs at (None: the study's); the smoke preset runs them all
+    needs: tuple[str, ...] = ()  # notebooks whose results it reads (run_study --jobs starts it after them)
+    # run_study --jobs never runs it beside another notebook: it times models (09, 10, 12, 13) or keeps both cores
+    # busy by itself (02's pretraining, 08's worker processes)
+    runs_alone: bool = False
 
     @property
     def source(self) -> Path:
@@ -36,21 +40,36 @@ class Experiment:
         return results_dir / preset / self.stem
 
 
+# the compression notebooks, whose trajectories 08 evaluates and 12 times
+_METHODS = ("03_weight_pruning", "04_head_pruning", "05_lowrank", "06_distillation", "07_combined")
+
 EXPERIMENTS = (
     Experiment("01_corpus", "melhubert", "the embedded stand-in corpus: speakers, splits, phone labels"),
-    Experiment("02_pretrain", "melhubert", "two-stage MelHuBERT pretraining and the random-init control"),
-    Experiment("03_weight_pruning", "weight_pruning", "iterative magnitude pruning along the density schedule"),
-    Experiment("04_head_pruning", "head_pruning", "gradient-scored head pruning, heads removed physically"),
-    Experiment("05_lowrank", "lowrank", "FFN hidden-unit pruning (the paper's low-rank approximation)"),
-    Experiment("06_distillation", "distillation", "2- and 6-layer students, first-2 / first-6 truncation"),
+    Experiment("02_pretrain", "melhubert", "two-stage MelHuBERT pretraining and the random-init control",
+               runs_alone=True),
+    Experiment("03_weight_pruning", "weight_pruning", "iterative magnitude pruning along the density schedule",
+               needs=("02_pretrain",)),
+    Experiment("04_head_pruning", "head_pruning", "gradient-scored head pruning, heads removed physically",
+               needs=("02_pretrain",)),
+    Experiment("05_lowrank", "lowrank", "FFN hidden-unit pruning (the paper's low-rank approximation)",
+               needs=("02_pretrain",)),
+    Experiment("06_distillation", "distillation", "2- and 6-layer students, first-2 / first-6 truncation",
+               needs=("02_pretrain",)),
     Experiment("07_combined", "combined", "distill to 6 layers, then prune heads, then FFN units",
-               frame_rates="20"),  # the paper runs its combined recipe on MelHuBERT-20ms only
-    Experiment("08_downstream", "downstream", "PR and SID against density (Figures 1 and 2)"),
-    Experiment("09_efficiency", "efficiency", "parameters, MACs per second, real-time factor (Figure 3)"),
-    Experiment("10_prior_work", "prior_work", "five published compressed models in the same framework (Figure 4)"),
-    Experiment("11_smaller_faster", "smaller_faster", "runtime against MACs and parameters; the verdicts collected"),
-    Experiment("12_runtime_anatomy", "efficiency", "sparse-kernel crossover density; runtime breakdown per operator"),
-    Experiment("13_lab", "teaching", "the lab: masked weights, MACs by hand, heads vs FFN units, RTF pitfalls"),
+               frame_rates="20",  # the paper runs its combined recipe on MelHuBERT-20ms only
+               needs=("02_pretrain", "06_distillation")),  # it starts from 06's 6-layer student
+    Experiment("08_downstream", "downstream", "PR and SID against density (Figures 1 and 2)",
+               needs=_METHODS, runs_alone=True),
+    Experiment("09_efficiency", "efficiency", "parameters, MACs per second, real-time factor (Figure 3)",
+               needs=("08_downstream",), runs_alone=True),
+    Experiment("10_prior_work", "prior_work", "five published compressed models in the same framework (Figure 4)",
+               needs=("08_downstream",), runs_alone=True),
+    Experiment("11_smaller_faster", "smaller_faster", "runtime against MACs and parameters; the verdicts collected",
+               needs=("09_efficiency", "10_prior_work")),
+    Experiment("12_runtime_anatomy", "efficiency", "sparse-kernel crossover density; runtime breakdown per operator",
+               needs=_METHODS, runs_alone=True),
+    Experiment("13_lab", "teaching", "the lab: masked weights, MACs by hand, heads vs FFN units, RTF pitfalls",
+               runs_alone=True),
 )
 
 
