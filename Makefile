@@ -52,6 +52,7 @@ notebooks: $(NOTEBOOKS)
 
 notebooks/%.ipynb: notebooks/%.md $(STAMP)
 	$(BIN)/jupytext --quiet --update --to ipynb --output $@ $<
+	@touch $@  # --update leaves an unchanged file as it was: its date says it is up to date
 
 corpus: install
 	$(BIN)/compress-lib corpus --out $(WORK)/corpus --scale $(or $(CORPUS_SCALE),1)

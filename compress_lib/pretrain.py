@@ -64,9 +64,9 @@ PRETRAIN_PRESETS = {
         lr=5e-4, betas=(0.9, 0.98), warmup_steps=2, schedule="linear", clip_norm=10.0, save_every=2,
         stage1_clusters=16, stage2_clusters=16, stage2_layer=None, stage2_init="scratch", stages=(1, 2),
     ),
-    # The study's recipe (constant lr 1e-3 after warm-up, stage 1 only) for fewer steps (docs/lab_preset.md).
+    # The study's recipe (constant lr 1e-3 after warm-up, stage 1 only) for 800 steps (docs/lab_preset.md).
     "lab": dict(
-        stage1_steps=1000, stage2_steps=500, batch_size=8, grad_accum=1, crop_frames={10: 400, 20: 200},
+        stage1_steps=800, stage2_steps=500, batch_size=8, grad_accum=1, crop_frames={10: 400, 20: 200},
         lr=1e-3, betas=(0.9, 0.98), warmup_steps=50, schedule="constant", clip_norm=5.0, save_every=50,
         stage1_clusters=50, stage2_clusters=50, stage2_layer=None, stage2_init="stage1", stages=(1,),
     ),

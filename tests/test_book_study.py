@@ -458,7 +458,7 @@ def test_every_notebook_needs_only_notebooks_planned_before_it():
 
 def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alone(tmp_path, monkeypatch):
     """--jobs 2: a notebook starts after the ones it needs, at most two at once, one marked runs_alone with no
-    company; the schedule follows the plan's order. A fake `execute` records what ran beside what and finishes
+    company; the longest chain of waiting notebooks first, then the plan's order. A fake `execute` records what ran beside what and finishes
     only when the test lets it, so the schedule does not depend on timing."""
     import queue
     import threading
@@ -498,11 +498,11 @@ def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alon
             release[finish].set()
         assert {started.get(timeout=60) for _ in expect} == expect
 
-    step(None, {"a"})  # b runs alone: it waits for a
-    step("a", {"b"})
-    step("b", {"c", "d"})  # two at a time
-    step("c", {"e"})  # beside d; t (alone) and f (after t in plan order) wait
-    step("d", set())
+    step(None, {"b"})  # the longest chain waits on b (c, then f); it runs alone, so a waits
+    step("b", {"c", "d"})  # f waits on c and d: they go first, two at a time
+    step("c", {"a"})  # beside d; then plan order among the rest
+    step("d", {"e"})  # beside a
+    step("a", set())  # t runs alone: it waits for e
     step("e", {"t"})
     step("t", {"f"})
     release["f"].set()
@@ -510,7 +510,8 @@ def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alon
     assert not scheduler.is_alive() and started.empty()
     assert list(statuses) == [e.stem for e in plan] and all(s == ("ran", 1.0) for s in statuses.values())
     side_by_side = {frozenset((x, y)) for x, others in company.items() for y in others}  # c, d start together
-    assert side_by_side == {frozenset("cd"), frozenset("de")}
+    assert side_by_side == {frozenset("cd"), frozenset("ad"), frozenset("ae")}
+    assert run_study.waiting_chains(list(plan)) == {"a": 0, "b": 2, "c": 1, "d": 1, "e": 0, "t": 0, "f": 0}
 
 
 def test_jobs_pass_one_thread_to_notebooks_that_share_the_machine(tmp_path):

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -278,6 +280,7 @@ def check(html_dir: Path, require: list[str], chromium: str, verbose: bool = Tru
     for pattern in math:
         if not any(fnmatch.fnmatch(page.relative_to(html_dir).as_posix(), pattern) for page in pages):
             problems.append(f"{pattern}: no such page in {html_dir}, which must show typeset math")
+    to_load = []  # (page, rel, with_figures, with_math) of the pages Chromium has to draw
     for page in pages:
         rel = page.relative_to(html_dir).as_posix()
         text = page.read_text(errors="replace")
@@ -288,12 +291,21 @@ def check(html_dir: Path, require: list[str], chromium: str, verbose: bool = Tru
             problems.append(f"{rel}: a results page without any interactive figure")
         if needs_math and not with_math:
             problems.append(f"{rel}: no equations on the page, which must show typeset math")
-        if not with_figures and not with_math:
-            continue
+        if with_figures or with_math:
+            to_load.append((page, rel, with_figures, with_math, needs_math))
+
+    def load(page: Path) -> str | Exception:
         try:
-            dom = dump_dom(chromium, page)
+            return dump_dom(chromium, page)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            problems.append(f"{rel}: {exc}")
+            return exc
+
+    # A headless Chromium spends most of a page's time starting and waiting: a few at once finish sooner.
+    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+        doms = list(pool.map(load, [item[0] for item in to_load]))
+    for (page, rel, with_figures, with_math, needs_math), dom in zip(to_load, doms):  # in page order
+        if isinstance(dom, Exception):
+            problems.append(f"{rel}: {dom}")
             continue
         if with_figures:
             problems += figure_problems(rel, figures_in(dom), verbose)

@@ -37,6 +37,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -240,6 +241,17 @@ def earlier_parts(previous: dict | None, params: dict, force: bool) -> list[dict
                                        "finished_utc": previous.get("finished_utc", "")}]
 
 
+_SAY = threading.Lock()
+
+
+def say(text: str, error: bool = False) -> None:
+    """Print one whole line, flushed (notebooks side by side report from several threads)."""
+    stream = sys.stderr if error else sys.stdout
+    with _SAY:
+        stream.write(text + "\n")
+        stream.flush()
+
+
 def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     """Run one notebook if needed; returns (status, seconds) with status in ran / up to date / failed."""
     import papermill
@@ -252,28 +264,29 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
     if not args.force and up_to_date(exp, args.preset, args.results, source_hash, params):
         saved = json.loads(record_path(exp, args.preset, args.results).read_text())
         if saved.get("compress_lib_sha256") != code_sha:
-            print(f"  {exp.stem}: note: compress_lib changed since this ran; `--only {exp.stem} --force` reruns it")
+            say(f"  {exp.stem}: note: compress_lib changed since this ran; `--only {exp.stem} --force` reruns it")
         return "up to date", 0.0
     if not args.force and same_work(exp, args.preset, args.results, ipynb, params):
         refresh_presentation(exp, args.preset, args.results, ipynb, source_hash)
-        print(f"  {exp.stem}: prose or cell tags changed, code unchanged: page refreshed, results kept")
+        say(f"  {exp.stem}: prose or cell tags changed, code unchanged: page refreshed, results kept")
         return "refreshed", 0.0
 
     running = scratch / "running" / f"{exp.stem}.ipynb"
     running.parent.mkdir(parents=True, exist_ok=True)
-    print(f"  {exp.stem}: running with {params}", flush=True)
+    say(f"  {exp.stem}: running with {params}")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(ipynb), str(running), parameters=params, kernel_name="python3", cwd=str(ROOT),
-            progress_bar=not args.quiet, log_output=args.verbose, report_mode=False,
+            progress_bar=not args.quiet and (args.jobs <= 1 or exp.runs_alone),  # one bar on screen at a time
+            log_output=args.verbose, report_mode=False,
         )
     except papermill.PapermillExecutionError as exc:
         failed = scratch / "failed" / f"{exp.stem}.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(running), failed)
-        print(f"  {exp.stem}: FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
-              f"(executed notebook: {rel(failed)})", file=sys.stderr)
+        say(f"  {exp.stem}: FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+            f"(executed notebook: {rel(failed)})", error=True)
         return "failed", time.perf_counter() - start
     seconds = time.perf_counter() - start
 
@@ -300,7 +313,7 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
         "cpu_count": os.cpu_count(),
     }
     record_path(exp, args.preset, args.results).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    print(f"  {exp.stem}: done in {seconds:.0f} s -> {rel(executed)}", flush=True)
+    say(f"  {exp.stem}: done in {seconds:.0f} s -> {rel(executed)}")
     return "ran", seconds
 
 
@@ -309,19 +322,23 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
 
     A notebook starts once the notebooks it needs (among those selected) have finished; one marked `runs_alone`
     (it times models, or keeps every core busy by itself) starts only when nothing else runs, and nothing starts
-    beside it. Notebooks start in plan order, so the schedule, and with it every result, is the same each time.
+    beside it. Of the notebooks ready to start, the one with the longest chain of notebooks waiting on it goes
+    first (06 before 03: 07 waits for it), then plan order; nothing overtakes a notebook waiting for a free slot.
+    The schedule is the same each time, and no result depends on it (each notebook gets one thread).
     """
     statuses = {}
     for exp in selected:
         if not exp.source.is_file():
             statuses[exp.stem] = ("missing", 0.0)
-            print(f"  {exp.stem}: missing ({rel(exp.source)} does not exist yet: {exp.what})")
+            say(f"  {exp.stem}: missing ({rel(exp.source)} does not exist yet: {exp.what})")
     pending = [exp for exp in selected if exp.stem not in statuses]
     if args.jobs <= 1:
         return {**statuses, **{exp.stem: execute(exp, args, code_sha) for exp in pending}}
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     chosen, running = {exp.stem for exp in selected}, {}
+    depth = waiting_chains([exp for exp in selected if exp.stem in chosen])
+    pending.sort(key=lambda exp: -depth[exp.stem])  # stable: plan order among equals
     with ThreadPoolExecutor(args.jobs) as pool:
         while pending or running:
             for exp in list(pending):
@@ -329,7 +346,7 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
                     continue  # waits for its inputs
                 alone_running = any(e.runs_alone for e in running.values())
                 if alone_running or len(running) >= args.jobs or (exp.runs_alone and running):
-                    break  # waits for a free slot (in plan order: nothing later overtakes it)
+                    break  # waits for a free slot (nothing after it overtakes it)
                 pending.remove(exp)
                 running[pool.submit(execute, exp, args, code_sha)] = exp
             if not running:  # only a plan whose notebook needs a later one gets here
@@ -338,6 +355,15 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
             for future in finished:
                 statuses[running.pop(future).stem] = future.result()
     return {exp.stem: statuses[exp.stem] for exp in selected}
+
+
+def waiting_chains(plan: list[Experiment]) -> dict[str, int]:
+    """stem -> the length of the longest chain of notebooks in `plan` that wait on it (0: none waits)."""
+    depth: dict[str, int] = {}
+    for exp in reversed(plan):  # a notebook needs only earlier ones (tests/test_book_study.py checks the plan)
+        depth[exp.stem] = max((1 + depth[other.stem] for other in plan
+                               if exp.stem in other.needs and other.stem in depth), default=0)
+    return depth
 
 
 def part_text(part: dict) -> str:
@@ -442,13 +468,17 @@ def generate_corpus(args) -> str:
 
 
 def build_and_check_book(preset: str, quiet: bool) -> int:
-    """Build the preset's book, then check its figures in Chromium when Chromium is installed."""
+    """Build the preset's book, then, for the published preset's, check its figures in Chromium when Chromium is
+    installed (about a minute; `make book-check PRESET=...` checks another preset's)."""
     import build_book
     import check_figures
 
     status = build_book.build(preset, quiet=quiet)
     if status != 0:
         return status
+    if preset != PUBLISHED_PRESET:
+        print(f"figures: not checked in a browser (`make book-check PRESET={preset}` checks them)")
+        return 0
     if check_figures.find_chromium() is None:
         print("figures: not checked in a browser (Chromium is not installed; `make apt` installs it)")
         return 0
