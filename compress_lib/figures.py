@@ -58,9 +58,11 @@ def fitted_range(values, pad_fraction: float = 0.08, log: bool = False) -> list[
 
 
 def add_trajectories(fig: go.Figure, table: pd.DataFrame, x: str, y: str, row: int, col: int,
-                     showlegend: bool, log_x: bool = False) -> None:
+                     showlegend: bool, log_x: bool = False, start: pd.DataFrame | None = None) -> None:
     """Each method's main trajectory per frame rate (density order, lines and markers), each ablation variant as
-    its own trace (markers only, one shape per variant)."""
+    its own trace (markers only, one shape per variant). `start`: rows (one per frame rate, e.g. the dense model)
+    that begin every main trajectory of their frame rate, so that a line shows where compression started."""
+    start = start.dropna(subset=[x, y]) if start is not None else table.iloc[:0]
     table = table[~table["method"].isin(REFERENCES)].dropna(subset=[x, y])
     main, variants = table[~table["model"].map(is_variant)], table[table["model"].map(is_variant)]
     for method in [*figure_style.METHOD_STYLES, *sorted(set(table["method"]) - set(figure_style.METHOD_STYLES))]:
@@ -68,6 +70,7 @@ def add_trajectories(fig: go.Figure, table: pd.DataFrame, x: str, y: str, row: i
             rows = main[(main["method"] == method) & (main["frame_ms"] == rate)].sort_values("density",
                                                                                           ascending=False)
             if len(rows):
+                rows = pd.concat([start[start["frame_ms"] == rate], rows], ignore_index=True)
                 fig.add_scatter(x=rows[x], y=rows[y], mode="lines+markers", name=figure_style.label(method, rate),
                                 legendgroup=f"{method}{rate}", showlegend=showlegend,
                                 marker=figure_style.marker(method, rate), line=figure_style.line(method, rate),
@@ -117,7 +120,7 @@ def quality_range(table: pd.DataFrame, metric: str) -> list[float]:
 def quality_figure(table: pd.DataFrame, methods, x: str, x_title: str, title: str, reverse_x: bool = False,
                    dtick_x: float | None = None) -> go.Figure:
     """PER (top row) and SID accuracy (bottom row) of `methods` against `x`, one column per frame rate (20 ms
-    first), with the references of that rate."""
+    first), with the references of that rate; each trajectory starts at the dense model it compresses."""
     rates = sorted(set(table["frame_ms"].dropna().astype(int)), reverse=True) or [20]
     metrics = [m for m in METRIC_LABELS if table[m].notna().any()] or ["per"]
     shown = table[table["method"].isin([*methods, *REFERENCES])]
@@ -127,7 +130,8 @@ def quality_figure(table: pd.DataFrame, methods, x: str, x_title: str, title: st
         y_range = quality_range(shown[shown["method"].isin([*methods, "dense"])], metric)
         for c, rate in enumerate(rates, start=1):
             at_rate = shown[shown["frame_ms"] == rate]
-            add_trajectories(fig, at_rate, x, metric, r, c, showlegend=r == 1)
+            add_trajectories(fig, at_rate, x, metric, r, c, showlegend=r == 1,
+                             start=at_rate[at_rate["method"] == "dense"])
             add_references(fig, at_rate, metric, y_range, r, c, [rate], showlegend=r == 1)
             fig.update_yaxes(range=y_range, row=r, col=c, title_text=METRIC_LABELS[metric] if c == 1 else None)
             fig.update_xaxes(autorange="reversed" if reverse_x else True, dtick=dtick_x, row=r, col=c,
@@ -144,16 +148,16 @@ COST_MEASURES = {"macs_per_second": "MACs per second of speech", "nonzero_params
 
 def cost_figure(table: pd.DataFrame, metric: str = "per", title: str = "") -> go.Figure:
     """The paper's Figure 3: `metric` against each measure of cost (one row each, log x), every method and frame
-    rate, with the dense models as references."""
+    rate, each trajectory from the dense model it compresses, the dense models also as points of their own."""
     table = table[table["method"] != "fbank"].dropna(subset=[metric])
     fig = make_subplots(rows=len(COST_MEASURES), cols=1, vertical_spacing=0.09,
                         subplot_titles=list(COST_MEASURES.values()))
     y_range = quality_range(table[table["method"] != "random-init"], metric)
     for r, measure in enumerate(COST_MEASURES, start=1):
         with_cost = table.dropna(subset=[measure])
-        add_trajectories(fig, with_cost[with_cost["method"] != "random-init"], measure, metric, r, 1,
-                         showlegend=r == 1)
         dense = with_cost[with_cost["method"] == "dense"]
+        add_trajectories(fig, with_cost[with_cost["method"] != "random-init"], measure, metric, r, 1,
+                         showlegend=r == 1, start=dense)
         for rate in sorted(set(dense["frame_ms"]), reverse=True):  # the dense model as a point of its own
             rows = dense[dense["frame_ms"] == rate]
             fig.add_scatter(x=rows[measure], y=rows[metric], mode="markers", name=figure_style.label("dense", rate),

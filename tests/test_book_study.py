@@ -457,13 +457,13 @@ def test_every_notebook_needs_only_notebooks_planned_before_it():
 
 
 def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alone(tmp_path, monkeypatch):
-    """--jobs 2: a notebook starts after the ones it needs, at most two at once, one marked runs_alone with no
-    company; the longest chain of waiting notebooks first, then the plan's order. A fake `execute` records what ran beside what and finishes
+    """--jobs 2: a notebook starts after the ones it needs, at most two at once, the first one and one marked
+    runs_alone with no company; the longest chain of waiting notebooks first, then the plan's order. A fake `execute` records what ran beside what and finishes
     only when the test lets it, so the schedule does not depend on timing."""
     import queue
     import threading
 
-    plan = (Experiment("a", "c", "w"), Experiment("b", "c", "w", runs_alone=True),
+    plan = (Experiment("a", "c", "w"), Experiment("b", "c", "w"),
             Experiment("c", "c", "w", needs=("b",)), Experiment("d", "c", "w", needs=("b",)),
             Experiment("e", "c", "w", needs=("b",)), Experiment("t", "c", "w", runs_alone=True),
             Experiment("f", "c", "w", needs=("c", "d")))
@@ -498,7 +498,7 @@ def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alon
             release[finish].set()
         assert {started.get(timeout=60) for _ in expect} == expect
 
-    step(None, {"b"})  # the longest chain waits on b (c, then f); it runs alone, so a waits
+    step(None, {"b"})  # the longest chain waits on b (c, then f); the first runs alone (it may make the teacher)
     step("b", {"c", "d"})  # f waits on c and d: they go first, two at a time
     step("c", {"a"})  # beside d; then plan order among the rest
     step("d", {"e"})  # beside a
@@ -539,8 +539,8 @@ def test_run_times_of_a_whole_run_give_its_corpus_step_and_wall_time(tmp_path):
     (tmp_path / run_study.WHOLE_RUN_FILE).write_text(json.dumps(whole))
     rows = {r["notebook"]: r for r in csv.DictReader(run_study.write_run_times(tmp_path).open())}
     assert list(rows) == ["corpus", "01_a", "02_b", "total", "wall time"]
-    assert rows["01_a"]["started_utc"] == "2026-01-01T00:01:00Z"  # notebooks side by side: 02_b began first
-    assert rows["02_b"]["started_utc"] == "2026-01-01T00:00:50Z"
+    assert rows["01_a"]["start_s"] == "30"  # seconds after the run's start; side by side: 02_b began first
+    assert rows["02_b"]["start_s"] == "20" and rows["corpus"]["start_s"] == "0"
     assert float(rows["total"]["duration_s"]) == 160.0 and float(rows["wall time"]["duration_s"]) == 130.0
     assert float(rows["corpus"]["duration_s"]) == 20.0 and "--jobs 2" in rows["wall time"]["parts"]
     # a notebook rerun after the whole run: the table no longer claims one sitting

@@ -76,10 +76,13 @@ def test_result_figures_keep_each_methods_style(make):
 def test_trajectories_run_in_density_order_and_variants_are_their_own_traces():
     fig = quality_figure(table(), ["heads", "distill"], "density", "density", "t", reverse_x=True)
     heads = [t for t in fig.data if t.name == "head pruning, 20 ms"]
-    assert heads and all(list(t.x) == [0.75, 0.5, 0.25] for t in heads)
+    assert heads and all(list(t.x) == [1.0, 0.75, 0.5, 0.25] for t in heads)  # from the dense model on
+    assert [list(t.y) for t in heads] == [[30.0, 30.5, 30.0, 31.0], [60.0, 60.5, 61.0, 59.0]]  # PER, SID
     main = [t for t in fig.data if t.name == "distillation, 20 ms"]
     variant = [t for t in fig.data if t.name == "distillation, 20 ms (student, masked input)"]
-    assert all(list(t.x) == [0.5] for t in main + variant) and variant
+    assert all(list(t.x) == [1.0, 0.5] for t in main) and all(list(t.x) == [0.5] for t in variant) and variant
+    by_layers = quality_figure(table(), ["distill"], "layers", "layers", "t")
+    assert [list(t.x) for t in by_layers.data if t.name == "distillation, 10 ms"] == [[6, 3], [6, 3]]
 
 
 def test_y_axis_fits_the_trajectories_and_names_far_references_at_the_edge():

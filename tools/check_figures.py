@@ -280,17 +280,19 @@ def check(html_dir: Path, require: list[str], chromium: str, verbose: bool = Tru
     for pattern in math:
         if not any(fnmatch.fnmatch(page.relative_to(html_dir).as_posix(), pattern) for page in pages):
             problems.append(f"{pattern}: no such page in {html_dir}, which must show typeset math")
-    to_load = []  # (page, rel, with_figures, with_math) of the pages Chromium has to draw
+    to_load = []  # (page, rel, with_figures, with_math, needs_math) of the pages Chromium has to draw
+    found = {}  # page -> its problems, reported in page order
     for page in pages:
         rel = page.relative_to(html_dir).as_posix()
         text = page.read_text(errors="replace")
         needs_figure = any(fnmatch.fnmatch(rel, pattern) for pattern in require)
         needs_math = any(fnmatch.fnmatch(rel, pattern) for pattern in math)
         with_figures, with_math = "plotly-graph-div" in text, has_math(text)
+        found[page] = []
         if needs_figure and not with_figures:
-            problems.append(f"{rel}: a results page without any interactive figure")
+            found[page].append(f"{rel}: a results page without any interactive figure")
         if needs_math and not with_math:
-            problems.append(f"{rel}: no equations on the page, which must show typeset math")
+            found[page].append(f"{rel}: no equations on the page, which must show typeset math")
         if with_figures or with_math:
             to_load.append((page, rel, with_figures, with_math, needs_math))
 
@@ -300,22 +302,22 @@ def check(html_dir: Path, require: list[str], chromium: str, verbose: bool = Tru
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             return exc
 
-    # A headless Chromium spends most of a page's time starting and waiting: a few at once finish sooner.
+    # A headless Chromium spends part of a page's time starting and waiting: a few at once finish a little sooner.
     with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
         doms = list(pool.map(load, [item[0] for item in to_load]))
     for (page, rel, with_figures, with_math, needs_math), dom in zip(to_load, doms):  # in page order
         if isinstance(dom, Exception):
-            problems.append(f"{rel}: {dom}")
+            found[page].append(f"{rel}: {dom}")
             continue
         if with_figures:
-            problems += figure_problems(rel, figures_in(dom), verbose)
+            found[page] += figure_problems(rel, figures_in(dom), verbose)
         if with_math:
             equations = equations_in(dom)
-            problems += math_problems(rel, equations, needs_math)
+            found[page] += math_problems(rel, equations, needs_math)
             if verbose:
                 typeset = sum(eq["typeset"] for eq in equations)
                 print(f"{rel}: {typeset} of {len(equations)} equation(s) typeset")
-    return problems
+    return problems + [problem for page in pages for problem in found[page]]
 
 
 def main(argv: list[str] | None = None) -> int:

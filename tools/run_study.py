@@ -322,8 +322,10 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
 
     A notebook starts once the notebooks it needs (among those selected) have finished; one marked `runs_alone`
     (it times models, or keeps every core busy by itself) starts only when nothing else runs, and nothing starts
-    beside it. Of the notebooks ready to start, the one with the longest chain of notebooks waiting on it goes
-    first (06 before 03: 07 waits for it), then plan order; nothing overtakes a notebook waiting for a free slot.
+    beside it; nor does anything beside the first notebook, which makes what every notebook needs and may find
+    missing (the corpus, the pretrained teacher) when the run does not include 01 and 02 (`--only`). Of the
+    notebooks ready to start, the one with the longest chain of notebooks waiting on it goes first (06 before 03:
+    07 waits for it), then plan order; nothing overtakes a notebook waiting for a free slot.
     The schedule is the same each time, and no result depends on it (each notebook gets one thread).
     """
     statuses = {}
@@ -337,7 +339,7 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     chosen, running = {exp.stem for exp in selected}, {}
-    depth = waiting_chains([exp for exp in selected if exp.stem in chosen])
+    depth, done = waiting_chains([exp for exp in selected if exp.stem in chosen]), 0
     pending.sort(key=lambda exp: -depth[exp.stem])  # stable: plan order among equals
     with ThreadPoolExecutor(args.jobs) as pool:
         while pending or running:
@@ -345,7 +347,8 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
                 if any(need in chosen and need not in statuses for need in exp.needs):
                     continue  # waits for its inputs
                 alone_running = any(e.runs_alone for e in running.values())
-                if alone_running or len(running) >= args.jobs or (exp.runs_alone and running):
+                first_running = running and done == 0  # it makes what all need and may miss (corpus, teacher)
+                if alone_running or first_running or len(running) >= args.jobs or (exp.runs_alone and running):
                     break  # waits for a free slot (nothing after it overtakes it)
                 pending.remove(exp)
                 running[pool.submit(execute, exp, args, code_sha)] = exp
@@ -354,6 +357,7 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 statuses[running.pop(future).stem] = future.result()
+                done += 1
     return {exp.stem: statuses[exp.stem] for exp in selected}
 
 
@@ -376,10 +380,11 @@ def part_text(part: dict) -> str:
 def write_run_times(preset_dir: Path) -> Path | None:
     """`run_times.csv` beside the executed notebooks: the last run of each, from its .run.json, and the total.
 
-    Columns: notebook, frame_rates, threads, started_utc, duration_s, finished_utc, parts. A notebook run in parts
-    (one frame rate, then both; see `earlier_parts`) shows the sum of its parts, each listed as `rates ms[,
-    threads]: seconds`. A notebook rerun with `--force` over checkpoints already in place shows the rerun's (short)
-    time, so the total is the study's cost only after a run from scratch. `total` sums the notebooks' times; when
+    Columns: notebook, frame_rates, threads, start_s, duration_s, finished_utc, parts. A notebook run in parts (one
+    frame rate, then both; see `earlier_parts`) shows the sum of its parts, each listed as `rates ms[, threads]:
+    seconds`. A notebook rerun with `--force` over checkpoints already in place shows the rerun's (short) time, so
+    the total is the study's cost only after a run from scratch. `start_s`: when its last run started, in seconds
+    after the first start of the table (notebooks side by side overlap). `total` sums the notebooks' times; when
     every notebook's last run belongs to one whole run of this script (`study_run.json`), the rows `corpus` and
     `wall time` give that run's corpus step and its wall time from start to the last notebook (notebooks side by
     side with `--jobs` make it shorter than the total).
@@ -387,27 +392,33 @@ def write_run_times(preset_dir: Path) -> Path | None:
     records = sorted(preset_dir.glob("*.run.json"))
     if not records:
         return None
-    rows = []
+    rows, starts = [], []
     for record in records:
         saved = json.loads(record.read_text())
         params = saved.get("parameters", {})
+        starts.append(last_part_started(saved))
         rows.append({"notebook": record.name[: -len(".run.json")], "frame_rates": params.get("frame_rates", ""),
-                     "threads": params.get("threads", ""), "started_utc": last_part_started(saved),
+                     "threads": params.get("threads", ""), "start_s": "",
                      "duration_s": saved.get("duration_s", ""), "finished_utc": saved.get("finished_utc", ""),
                      "parts": "; ".join(part_text(p) for p in parts) if len(parts := saved.get("parts", [])) > 1
                      else ""})
     total = sum(float(r["duration_s"]) for r in rows if r["duration_s"] != "")
     last = max(r["finished_utc"] for r in rows)
-    whole = whole_run(preset_dir, rows)
+    whole = whole_run(preset_dir, rows, starts)
+    known = [t for t in starts if t is not None]
+    origin = parse_utc(whole["started_utc"]) if whole else min(known, default=None)
+    for row, started in zip(rows, starts):
+        if started is not None:
+            row["start_s"] = round(started - origin)
     if whole:
-        rows.insert(0, {"notebook": "corpus", "frame_rates": "", "threads": "", "started_utc": whole["started_utc"],
+        rows.insert(0, {"notebook": "corpus", "frame_rates": "", "threads": "", "start_s": 0,
                         "duration_s": whole["corpus_s"], "finished_utc": "", "parts": ""})
-    rows.append({"notebook": "total", "frame_rates": "", "threads": "", "started_utc": "",
+    rows.append({"notebook": "total", "frame_rates": "", "threads": "", "start_s": "",
                  "duration_s": round(total, 1), "finished_utc": last, "parts": ""})
     if whole:
-        rows.append({"notebook": "wall time", "frame_rates": "", "threads": "", "started_utc": whole["started_utc"],
+        rows.append({"notebook": "wall time", "frame_rates": "", "threads": "", "start_s": 0,
                      "duration_s": whole["wall_s"], "finished_utc": whole["finished_utc"],
-                     "parts": f"corpus and notebooks, --jobs {whole['jobs']} (the book's build not included)"})
+                     "parts": f"--jobs {whole['jobs']}; corpus included, book not"})
     out = preset_dir / "run_times.csv"
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -416,13 +427,13 @@ def write_run_times(preset_dir: Path) -> Path | None:
     return out
 
 
-def last_part_started(saved: dict) -> str:
-    """When the last run of a notebook started (its record's finish less that run's duration), or ''."""
+def last_part_started(saved: dict) -> float | None:
+    """When the last run of a notebook started (epoch seconds: its record's finish less that run's duration)."""
     seconds = (saved.get("parts") or [saved])[-1].get("duration_s")
     try:
-        return utc_text(parse_utc(saved["finished_utc"]) - float(seconds))
+        return parse_utc(saved["finished_utc"]) - float(seconds)
     except (KeyError, TypeError, ValueError):
-        return ""
+        return None
 
 
 def utc_text(seconds: float) -> str:
@@ -433,14 +444,15 @@ def parse_utc(text: str) -> float:
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
-def whole_run(preset_dir: Path, rows: list[dict]) -> dict | None:
-    """The record of the whole run (`study_run.json`) when every notebook row lies within it, else None."""
+def whole_run(preset_dir: Path, rows: list[dict], starts: list[float | None]) -> dict | None:
+    """The record of the whole run (`study_run.json`) when every notebook's last run lies within it, else None."""
     path = preset_dir / WHOLE_RUN_FILE
     if not path.is_file():
         return None
     whole = json.loads(path.read_text())
-    inside = all(r["started_utc"] and whole["started_utc"] <= r["started_utc"]
-                 and r["finished_utc"] <= whole["finished_utc"] for r in rows)
+    begin = parse_utc(whole["started_utc"])
+    inside = all(started is not None and begin <= started and row["finished_utc"] <= whole["finished_utc"]
+                 for row, started in zip(rows, starts))
     return whole if inside else None
 
 
