@@ -458,8 +458,9 @@ def test_every_notebook_needs_only_notebooks_planned_before_it():
 
 def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alone(tmp_path, monkeypatch):
     """--jobs 2: a notebook starts after the ones it needs, at most two at once, the first one and one marked
-    runs_alone with no company; the longest chain of waiting notebooks first, then the plan's order. A fake `execute` records what ran beside what and finishes
-    only when the test lets it, so the schedule does not depend on timing."""
+    runs_alone with no company; the longest chain of waiting notebooks first, then the plan's order. A fake
+    `execute` records what ran beside what and finishes only when the test lets it, so the schedule does not
+    depend on timing."""
     import queue
     import threading
 
@@ -516,8 +517,8 @@ def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alon
 
 def test_jobs_pass_one_thread_to_notebooks_that_share_the_machine(tmp_path):
     class Args:
-        preset, work, results, seed, frame_ms, frame_rates, corpus_scale = "study", tmp_path, tmp_path, None, None, None, 1
-        threads, jobs = None, 2
+        preset, work, results, seed, frame_ms, frame_rates = "study", tmp_path, tmp_path, None, None, None
+        corpus_scale, threads, jobs = 1, None, 2
 
     declared = {"preset", "threads"}
     assert run_study.parameters_for(Experiment("x", "c", "w"), declared, Args)["threads"] == 1

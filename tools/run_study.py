@@ -353,7 +353,8 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
                 pending.remove(exp)
                 running[pool.submit(execute, exp, args, code_sha)] = exp
             if not running:  # only a plan whose notebook needs a later one gets here
-                raise SystemExit(f"error: {pending[0].stem} needs a notebook that runs after it; fix tools/study_plan.py")
+                raise SystemExit(f"error: {pending[0].stem} needs a notebook that runs after it; "
+                                 "fix tools/study_plan.py")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 statuses[running.pop(future).stem] = future.result()
