@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -336,10 +337,8 @@ def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, 
     pending = [exp for exp in selected if exp.stem not in statuses]
     if args.jobs <= 1:
         return {**statuses, **{exp.stem: execute(exp, args, code_sha) for exp in pending}}
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
     chosen, running = {exp.stem for exp in selected}, {}
-    depth, done = waiting_chains([exp for exp in selected if exp.stem in chosen]), 0
+    depth, done = waiting_chains(selected), 0
     pending.sort(key=lambda exp: -depth[exp.stem])  # stable: plan order among equals
     with ThreadPoolExecutor(args.jobs) as pool:
         while pending or running:
@@ -547,10 +546,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"study: preset {args.preset}, work folder {rel(args.work)}, results in {rel(args.results / args.preset)}/")
     statuses: dict[str, tuple[str, float]] = {}
-    started, clock = time.time(), time.perf_counter()
+    started, clock, corpus_s = time.time(), time.perf_counter(), 0.0
     if not args.only:
-        statuses["corpus"] = (generate_corpus(args), time.perf_counter() - clock)
-    corpus_s = time.perf_counter() - clock
+        corpus_status = generate_corpus(args)
+        corpus_s = time.perf_counter() - clock
+        statuses["corpus"] = (corpus_status, corpus_s)
     code_sha = code_hash()
     statuses.update(run_notebooks(selected, args, code_sha))
     if not args.only and all(status == "ran" for status, _ in statuses.values()):  # a whole run from the start
