@@ -43,7 +43,16 @@ from compress_lib.efficiency import (  # noqa: E402
     operator_calls,
 )
 from compress_lib.efficiency.inputs import example_inputs  # noqa: E402
-from compress_lib.efficiency.runtime import num_threads, paired_ratio, time_interleaved  # noqa: E402
+from compress_lib.efficiency.runtime import (  # noqa: E402
+    DTYPES,
+    check_device,
+    check_dtype,
+    in_precision,
+    num_threads,
+    paired_ratio,
+    time_interleaved,
+)
+from compress_lib.errors import CompressLibError  # noqa: E402
 from compress_lib.efficiency.sparse import (  # noqa: E402
     apply_masks,
     crossover_density,
@@ -59,9 +68,12 @@ def melhubert(frame_ms=20, seed=0, **sizes) -> MelHuBERT:
     return MelHuBERT(config_for_preset("paper", frame_ms, head_dim=64, **sizes)).eval()
 
 
-def forward_of(model, seconds: float, num_layers=None):
-    """A no-argument forward of `model` on `seconds` of random speech (batch 1)."""
-    inputs = example_inputs(model, seconds, num_layers=num_layers)
+def forward_of(model, seconds: float, num_layers=None, device: str = "cpu", dtype: str = "float32"):
+    """A no-argument forward of `model` on `seconds` of random speech (batch 1), on `device` in `dtype` (a copy
+    of the model in half precision)."""
+    model = in_precision(model, dtype).to(device).eval()
+    inputs = example_inputs(model, seconds, num_layers=num_layers, device=device)
+    inputs = {k: v.to(DTYPES[dtype]) if torch.is_tensor(v) else v for k, v in inputs.items()}
     return lambda: model(**inputs)
 
 
@@ -116,8 +128,9 @@ COMPRESSED = {  # name -> (structure of a MelHuBERT-20ms, weight-pruning density
 }
 
 
-def compressed_ratios(args, results) -> None:
-    section(f"3. Compressed MelHuBERT-20ms: RTF ratio vs MAC ratio ({args.seconds:g} s, batch 1, CPU, taking turns)")
+def compressed_ratios(args, results, dtype: str = "float32") -> None:
+    section(f"3. Compressed MelHuBERT-20ms: RTF ratio vs MAC ratio ({args.seconds:g} s, batch 1, {args.device} "
+            f"{dtype}, taking turns)")
     rows, calls = [], []
     for name, (sizes, density, truncate) in tqdm(COMPRESSED.items(), desc="building", file=sys.stderr):
         model = rows[0]["_model"] if truncate else melhubert(20, **sizes)  # truncation runs the dense model
@@ -126,8 +139,8 @@ def compressed_ratios(args, results) -> None:
             apply_masks(model, masks)  # weight pruning stores masked weights as zeros; kernels stay dense
         rows.append({"model": name, "_model": model, "macs_per_second": macs_per_second(model, masks, truncate),
                      "params": count_parameters(model, masks, truncate)["nonzero"]})
-        calls.append(forward_of(model, args.seconds, truncate))
-    times = time_interleaved(calls, "cpu", 1, args.repeats)
+        calls.append(forward_of(model, args.seconds, truncate, args.device, dtype))
+    times = time_interleaved(calls, args.device, args.warmup, args.repeats)
     dense = rows[0]
     print(f"{'model':46s} {'nonzero params':>14s} {'GMAC/s':>7s} {'MAC ratio':>9s} {'RTF':>8s} {'RTF ratio':>9s}")
     for r, t in zip(rows, times):
@@ -137,7 +150,12 @@ def compressed_ratios(args, results) -> None:
         r["rtf_ratio"] = paired_ratio(times[0], t)
         print(f"{r['model']:46s} {r['params'] / 1e6:13.2f}M {r['macs_per_second'] / 1e9:7.2f} {r['macs_ratio']:9.2f}"
               f" {r['rtf']:8.4f} {r['rtf_ratio']:9.2f}")
-    results["compressed"] = rows
+    results["compressed" + suffix(dtype)] = rows
+
+
+def suffix(dtype: str) -> str:
+    """The results key's suffix of a precision: none for float32 (the CPU run's keys stay as they were)."""
+    return "" if dtype == "float32" else f"_{dtype}"
 
 
 def length_sweep(args, results) -> None:
@@ -170,9 +188,9 @@ def sparse_experiment(args, results) -> None:
     results["sparse"] = {"rows": rows, "crossover_density": cross}
 
 
-def zoo_table(args, results) -> None:
-    section(f"6. The zoo: params, MACs per second, CPU RTF ({args.seconds:g} s, batch 1, taking turns), "
-            "operator calls")
+def zoo_table(args, results, dtype: str = "float32") -> None:
+    section(f"6. The zoo: params, MACs per second, {args.device} {dtype} RTF ({args.seconds:g} s, batch 1, taking "
+            "turns), operator calls")
     builders = {f"melhubert-{ms}ms": (lambda ms=ms: melhubert(ms)) for ms in (10, 20)}
     builders.update({name: (lambda name=name: build_zoo_model(name)) for name in ZOO})
     rows, calls = [], []
@@ -181,9 +199,9 @@ def zoo_table(args, results) -> None:
         counts = count_parameters(model)
         rows.append({"model": name, "params": counts["params"], "params_with_heads": counts["total"],
                      "macs_per_second": macs_per_second(model), "operator_calls": operator_calls(model)})
-        calls.append(forward_of(model, args.seconds))
-    times = time_interleaved(calls, "cpu", 1, args.repeats)
-    print(f"{'model':18s} {'params':>8s} {'w/ heads':>8s} {'GMAC/s':>7s} {'CPU RTF':>8s} {'(min, max)':>17s} "
+        calls.append(forward_of(model, args.seconds, device=args.device, dtype=dtype))
+    times = time_interleaved(calls, args.device, args.warmup, args.repeats)
+    print(f"{'model':18s} {'params':>8s} {'w/ heads':>8s} {'GMAC/s':>7s} {'RTF':>8s} {'(min, max)':>17s} "
           f"{'ops':>5s}")
     for r, t in zip(rows, times):
         r.update(rtf_stats(t, args.seconds))
@@ -192,11 +210,12 @@ def zoo_table(args, results) -> None:
               f"{r['macs_per_second'] / 1e9:7.2f} {r['rtf']:8.4f} ({lo:.4f}, {hi:.4f}) {r['operator_calls']:5d}")
     print("params: inference path; w/ heads: the published convention (prediction heads etc.); MelHuBERT's RTF "
           "excludes log-Mel extraction (see section 4); ops: top-level aten operators per forward of 1 s")
-    results["zoo"] = rows
+    results["zoo" + suffix(dtype)] = rows
 
 
 SECTIONS = {"throughput": throughput, "compressed": compressed_ratios, "lengths": length_sweep,
             "sparse": sparse_experiment, "zoo": zoo_table}
+GPU_SECTIONS = ("compressed", "zoo")  # the sections that run on a GPU, once per precision
 
 
 def main(argv=None) -> int:
@@ -204,16 +223,38 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--seconds", type=float, default=10.0, help="input length in seconds (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help=f"cuda: run sections {', '.join(GPU_SECTIONS)} on the GPU (default cpu)")
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=["float32"],
+                        help="precisions of the GPU run (default float32; half precision needs --device cuda)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
-    results = {"torch": torch.__version__, "machine": platform.machine(), "threads": args.threads,
-               "seconds": args.seconds, "repeats": args.repeats}
+    try:
+        check_device(args.device)
+        for dtype in args.dtypes:
+            check_dtype(dtype, args.device)
+        sections = args.only or (GPU_SECTIONS if args.device == "cuda" else list(SECTIONS))
+        if args.device == "cuda" and set(sections) - set(GPU_SECTIONS):
+            raise CompressLibError(f"on a GPU only the sections {', '.join(GPU_SECTIONS)} run; drop the others "
+                                   "from --only")
+    except CompressLibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    results = {"torch": torch.__version__, "machine": platform.machine(), "device": args.device,
+               "device_name": device_name, "threads": args.threads, "seconds": args.seconds,
+               "repeats": args.repeats, "warmup": args.warmup, "dtypes": args.dtypes}
     with num_threads(args.threads):
         print(f"# Efficiency benchmark: torch {torch.__version__}, {platform.machine()}, "
-              f"{torch.get_num_threads()} threads")
-        for name in args.only or SECTIONS:
-            SECTIONS[name](args, results)
+              f"{torch.get_num_threads()} threads, device {args.device} ({device_name})")
+        for name in sections:
+            if name in GPU_SECTIONS:
+                for dtype in args.dtypes:
+                    SECTIONS[name](args, results, dtype)
+            else:
+                SECTIONS[name](args, results)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1))

@@ -44,6 +44,12 @@ def toc_files(toc: dict | list) -> list[str]:
 
 
 def published_toc() -> list[str]:
+    """The pages of the published book: _toc.yml without the results the study has not made yet (as the build)."""
+    text, _ = build_book.toc_for_preset(PUBLISHED_PRESET, (ROOT / "_toc.yml").read_text())
+    return toc_files(yaml.safe_load(text))
+
+
+def listed_toc() -> list[str]:
     return toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
 
 
@@ -60,6 +66,11 @@ def test_toc_names_existing_pages_and_every_chapter():
     chapters = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.md")}
     assert chapters - set(files) == set(), "book pages missing from _toc.yml"
     assert len(files) == len(set(files)), "a page is listed twice"
+    listed = listed_toc()
+    assert [f for f in listed if not f.startswith("data/results/")] == [f for f in files if
+                                                                         not f.startswith("data/results/")]
+    assert {f"data/results/{PUBLISHED_PRESET}/{e.stem}" for e in EXPERIMENTS} == {
+        f for f in listed if f.startswith("data/results/")}, "_toc.yml lists each experiment's results page once"
 
 
 def test_every_results_page_in_the_toc_is_an_experiment_of_the_plan():

@@ -363,6 +363,31 @@ def test_smoke_run_of_the_compression_notebooks(tmp_path):
     answers = json.loads((results / "11_smaller_faster" / "summary.json").read_text())["answers"]
     assert {a["frame_ms"] for a in answers} == {10, 20}
 
+    # 14 on two methods at 20 ms (each ONNX export takes seconds): every such model in the three runtimes, ORT's
+    # hidden states equal to PyTorch's, int8 the same MACs in fewer bytes, each int8 model evaluated downstream
+    import papermill
+
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "14_deployment.ipynb"), str(tmp_path / "14.ipynb"), kernel_name="python3",
+        cwd=str(ROOT), progress_bar=False, parameters={
+            "preset": "smoke", "frame_rates": "20", "methods": "dense,distill",
+            "data_dir": str(tmp_path / "work" / "corpus-0.02"), "work_dir": str(work),
+            "output_dir": str(results / "14_deployment")})
+    deployed = pd.read_csv(results / "14_deployment" / "deployment.csv")
+    main_rows = timed[timed["method"].isin(["dense", "distill"]) & (timed["frame_ms"] == 20)]
+    assert len(main_rows) == 3 and len(deployed) == 3 * len(main_rows)
+    assert (deployed.groupby("runtime").size() == len(main_rows)).all()
+    differences = deployed["max_abs_difference"].dropna()
+    assert len(differences) == len(main_rows) and (differences <= 1e-4).all()
+    by_runtime = deployed.pivot_table(index="model", columns="runtime", values=["macs_per_second", "model_bytes"])
+    assert (by_runtime["macs_per_second"]["onnxruntime-int8"] == by_runtime["macs_per_second"]["eager"]).all()
+    assert (by_runtime["model_bytes"]["onnxruntime-int8"] < by_runtime["model_bytes"]["onnxruntime"]).all()
+    int8_scored = deployed[(deployed["runtime"] == "onnxruntime-int8") & deployed["per"].notna()]
+    assert sorted(int8_scored["method"]) == ["dense", "distill"]
+    assert int8_scored["sid_accuracy"].between(0, 100).all()
+    verdicts = pd.read_csv(results / "14_deployment" / "verdicts.csv")
+    assert list(verdicts["id"]) == ["int8", "ort", "ranking"] and set(verdicts["frame_ms"]) == {20}
+
 
 @pytest.mark.slow
 def test_smoke_run_of_the_prior_work_notebook(tmp_path):

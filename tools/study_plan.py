@@ -70,6 +70,8 @@ EXPERIMENTS = (
                needs=_METHODS, runs_alone=True),
     Experiment("13_lab", "teaching", "the lab: masked weights, MACs by hand, heads vs FFN units, RTF pitfalls",
                runs_alone=True),
+    Experiment("14_deployment", "deployment", "every model in eager PyTorch, ONNX Runtime and ORT int8; int8 quality",
+               needs=("08_downstream",), runs_alone=True),
 )
 
 
@@ -86,9 +88,10 @@ CHAPTER_NEEDS = {
     # Figure 3 sets PER beside the three measures; 12 adds the sparse-kernel crossover and the runtime breakdown
     "efficiency": ("09_efficiency", "08_downstream", "12_runtime_anatomy"),
     "prior_work": ("10_prior_work", "08_downstream"),  # Figure 4 sets our PER beside the published models'
-    # the verdicts need every experiment (the lab measures on its own)
-    "smaller_faster": tuple(e.stem for e in EXPERIMENTS[2:] if e.chapter != "teaching"),
+    # the verdicts need every experiment (the lab measures on its own; deployment has verdicts of its own)
+    "smaller_faster": tuple(e.stem for e in EXPERIMENTS[2:] if e.chapter not in ("teaching", "deployment")),
     "teaching": ("13_lab",),
+    "deployment": ("14_deployment", "08_downstream"),  # int8's quality is set beside 08's fp32 scores
 }
 
 

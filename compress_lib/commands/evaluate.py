@@ -3,7 +3,8 @@
 Trains the SUPERB-style probe of TASK (`pr`: phone recognition, PER; `sid`: speaker ID, accuracy) on a frozen
 upstream, selects it on dev, scores test, writes DIR/<task>.json and fills the model's row of
 `data/results/<preset>/summary.csv`. `--upstream` takes a checkpoint path, `fbank` (the log-Mel floor),
-`random-init:<checkpoint>` (the untrained twin of that architecture) or a zoo model name.
+`random-init:<checkpoint>` (the untrained twin of that architecture), `int8:<checkpoint>` (that model with
+int8 weights in ONNX Runtime) or a zoo model name.
 
 Before any work it checks the paths (--out, --cache-dir, --results-dir name folders it can write), that the
 summary table is one (a `summary.csv` holding anything else is refused, naming it: move it aside, delete it or
@@ -27,7 +28,7 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("task", choices=TASKS, help="pr (phone recognition) or sid (speaker identification)")
     parser.add_argument("--upstream", required=True,
-                        help="checkpoint path, fbank, random-init:<checkpoint> or a zoo model name")
+                        help="checkpoint path, fbank, random-init:<checkpoint>, int8:<checkpoint> or a zoo model name")
     parser.add_argument("--preset", default="study", choices=PRESET_NAMES,
                         help="probe hyperparameters (default: study)")
     parser.add_argument("--out", required=True, type=Path, help="folder for <task>.json, the log and the probe state")

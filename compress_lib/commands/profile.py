@@ -8,12 +8,20 @@ honoured). Examples:
     compress-lib profile melhubert --layers 6 --heads 6 --ffn 512 --json
     compress-lib profile work/compress/weight/density-0.30.pt --num-layers 6
     compress-lib profile armhubert --seconds 30 --batch 2
+    compress-lib profile work/compress/heads/point.pt --runtime onnxruntime-int8 --threads 1
+    compress-lib profile melhubert --device cuda --dtype bfloat16
+
+`--runtime onnxruntime` (or `onnxruntime-int8`) also exports the model to ONNX (int8: ONNX Runtime's dynamic
+quantization) and times it in ONNX Runtime on the CPU, in turns with the eager forward on the same input and
+threads; the report adds its real-time factor, its ratio to eager, the ONNX file's bytes and (fp32) the largest
+difference of its hidden states from PyTorch's.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 
 from compress_lib.errors import CompressLibError
@@ -34,7 +42,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="batch size for the RTF (default 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for the RTF (default cpu)")
     parser.add_argument("--repeats", type=int, default=5, help="timed forwards; the RTF is their median (default 5)")
-    parser.add_argument("--threads", type=int, help="CPU threads for the RTF (default: PyTorch's setting)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the RTF (default: PyTorch's setting; "
+                        "1 with --runtime onnxruntime*)")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                        help="precision of the timed forward; half precision needs --device cuda (default float32)")
+    parser.add_argument("--runtime", choices=("eager", "onnxruntime", "onnxruntime-int8"), default="eager",
+                        help="also time the model in ONNX Runtime, fp32 or int8 (CPU, float32; default eager only)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -98,12 +111,24 @@ def format_report(name: str, report: dict) -> str:
         f"{report['seconds']:g} s x batch {report['batch']}, {report['device']}, {report['threads']} threads)",
         f"feature_rtf        {report['feature_real_time_factor']:.5f} (log-Mel extraction, not in the RTF above)",
         f"operator_calls     {report['operator_calls']:,} ({calls} per forward of 1 s)",
+        f"model_bytes        {report['model_bytes']:,} (parameters in memory)",
     ]
+    deployed = report.get("deployed")
+    if deployed:
+        difference = deployed["max_abs_difference"]
+        lines += [
+            f"runtime            {deployed['runtime']} (ONNX file {deployed['file_bytes']:,} bytes"
+            + (f"; hidden states within {difference:.1e} of PyTorch's" if difference is not None else "") + ")",
+            f"runtime_rtf        {deployed['real_time_factor']:.5f} ({deployed['ratio_to_eager']:.2f} x eager, "
+            f"timed in turns with eager's {deployed['eager_real_time_factor']:.5f})",
+        ]
     return "\n".join(lines)
 
 
 def run(args) -> int:
     from compress_lib.efficiency import profile_model
+    from compress_lib.efficiency.deploy import model_bytes, runtime_real_time_factors
+    from compress_lib.efficiency.runtime import check_dtype
 
     if args.list:
         print(list_models())
@@ -117,11 +142,24 @@ def run(args) -> int:
     _positive(args.threads, "--threads")
     if args.num_layers is not None and args.num_layers < 0:
         raise CompressLibError(f"--num-layers must be >= 0, got {args.num_layers}")
+    if args.runtime != "eager" and (args.device != "cpu" or args.dtype != "float32"):
+        raise CompressLibError(f"--runtime {args.runtime} is timed on the CPU in float32: drop --device / --dtype")
+    check_dtype(args.dtype, args.device)
     name, model, masks = load_model(args)
+    warmup = min(2, args.repeats)
     report = profile_model(
         model, masks=masks, num_layers=args.num_layers, seconds=args.seconds, batch=args.batch, device=args.device,
-        repeats=args.repeats, warmup=min(2, args.repeats), threads=args.threads,
+        repeats=args.repeats, warmup=warmup, threads=args.threads, dtype=args.dtype,
     )
-    report = {"model": name, **report}
+    report = {"model": name, **report, "model_bytes": model_bytes(model, args.num_layers)}
+    if args.runtime != "eager":
+        with tempfile.TemporaryDirectory(prefix="compress-lib-onnx-") as folder:
+            eager, deployed = runtime_real_time_factors(
+                [(model, args.num_layers)], folder, ("eager", args.runtime), args.seconds, args.batch, args.repeats,
+                warmup, args.threads or 1)
+        report["deployed"] = {"runtime": args.runtime, "real_time_factor": deployed["median"],
+                              "eager_real_time_factor": eager["median"], "ratio_to_eager": deployed["ratio_to_eager"],
+                              "file_bytes": deployed["file_bytes"], "max_abs_difference": deployed["max_abs_difference"],
+                              "threads": deployed["threads"]}
     print(json.dumps(report) if args.json else format_report(name, report))
     return 0

@@ -7,12 +7,12 @@
 """
 
 from compress_lib.downstream.evaluate import (
-    DOWNSTREAM_PRESETS, TASKS, EvaluationJob, ProbeHParams, evaluate_many, evaluate_upstream, probe_hparams,
-    summary_row,
+    DOWNSTREAM_PRESETS, TASKS, EvaluationJob, ProbeHParams, evaluate_many, evaluate_upstream, finished_evaluation,
+    probe_hparams, summary_row,
 )
 from compress_lib.downstream.upstream import Upstream, hidden_states_for_split, load_upstream
 
 __all__ = [
     "DOWNSTREAM_PRESETS", "TASKS", "EvaluationJob", "ProbeHParams", "Upstream", "evaluate_many", "evaluate_upstream",
-    "hidden_states_for_split", "load_upstream", "probe_hparams", "summary_row",
+    "finished_evaluation", "hidden_states_for_split", "load_upstream", "probe_hparams", "summary_row",
 ]

@@ -383,6 +383,19 @@ def _evaluate_in_locked_folder(task: str, upstream: Upstream, data_dir, preset: 
     return result
 
 
+def finished_evaluation(out_dir, upstream_key: str, task: str, preset: str, seed: int,
+                        hparams: ProbeHParams) -> dict | None:
+    """The finished result (`out_dir/<task>.json`) of exactly this evaluation, else None: the same upstream
+    content (`Upstream.key`), preset, seed and probe settings; a result of anything else is not reused."""
+    path = Path(out_dir) / f"{task}.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    same = (result.get("upstream_key") == upstream_key and result.get("preset") == preset
+            and result.get("seed") == seed and result.get("hparams") == dataclasses.asdict(hparams))
+    return result if same else None
+
+
 def _check_resumable(state_path: Path, identity: dict) -> None:
     if not state_path.exists():
         return
@@ -445,6 +458,8 @@ def efficiency_columns(upstream: Upstream) -> dict:
     parameters (and its feature cost is not a model's)."""
     if upstream.method == "fbank":
         return {"params": 0, "nonzero_params": 0}
+    if upstream.method == "int8":  # an ONNX Runtime session: its cost is the deployment notebook's (14) to measure
+        return {}
     from compress_lib.efficiency import profile_model
 
     stats = profile_model(upstream.model, masks=upstream.masks, num_layers=upstream.num_layers)

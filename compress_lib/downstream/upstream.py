@@ -7,6 +7,8 @@ FBANK row, the floor baseline). Kinds (`load_upstream(spec)`):
     path/to/model.pt         a compress_lib checkpoint: dense, pruned (masks already applied), student, ...;
                              truncated to meta["num_layers"] (or --num-layers) layers
     random-init:path.pt      the untrained twin: MelHuBERT(that checkpoint's config) initialised with a fixed seed
+    int8:path/to/model.pt    that checkpoint exported to ONNX with int8 weights, run by ONNX Runtime
+                             (`compress_lib.efficiency.deploy`): the quality cost of int8, measured
     fbank                    the normalised log-Mel input features themselves
     <zoo name>               a model of `compress_lib.zoo` (16 kHz waveform in; random weights, efficiency only)
 
@@ -23,14 +25,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import onnxruntime
 import torch
 from tqdm.auto import tqdm
 
 from compress_lib.checkpoint import atomic_torch_save, load_checkpoint
+from compress_lib.efficiency.deploy import INT8_RUNTIME, int8_encoder
 from compress_lib.errors import CompressLibError
 from compress_lib.locking import remove_stale_temp_files
 from compress_lib.model import MelHuBERT
@@ -38,6 +43,7 @@ from compress_lib.model import MelHuBERT
 CACHE_VERSION = 1
 SAMPLE_RATE = 16_000
 RANDOM_INIT_PREFIX = "random-init:"
+INT8_PREFIX = "int8:"
 DEFAULT_CACHE_GB = 20.0  # least recently used cache files are deleted beyond this
 
 
@@ -151,7 +157,7 @@ class Upstream:
         if self.method == "fbank":
             for i, x in enumerate(inputs):
                 yield i, x.float()[None]  # (1, T, F)
-        elif isinstance(self.model, MelHuBERT):
+        elif self.input_kind == "feats":  # a MelHuBERT, or its ONNX Runtime export (called like it)
             yield from _encode_melhubert(self.model, inputs, self.num_layers, self.batch_frames, desc)
         else:
             yield from self._encode_waveforms(inputs, desc)
@@ -163,7 +169,7 @@ class Upstream:
             yield i, torch.stack([h[0] for h in hidden]).float()  # (L, T, D)
 
 
-def _encode_melhubert(model: MelHuBERT, feats: list[torch.Tensor], num_layers, batch_frames: int, desc: str):
+def _encode_melhubert(model, feats: list[torch.Tensor], num_layers, batch_frames: int, desc: str):
     """Batched forward of a MelHuBERT over utterances sorted by length (padding masked; results per utterance)."""
     model.eval()
     order = sorted(range(len(feats)), key=lambda i: -feats[i].shape[0])
@@ -201,6 +207,8 @@ def load_upstream(spec: str, frame_ms: int | None = None, num_layers: int | None
         return Upstream(name=name or "fbank", method="fbank", key=f"fbank-v1-{frame_ms}ms", frame_ms=frame_ms)
     if spec.startswith(RANDOM_INIT_PREFIX):
         return _random_init_twin(spec, frame_ms, num_layers, seed, name)
+    if spec.startswith(INT8_PREFIX):
+        return _int8_upstream(spec, frame_ms, num_layers, name)
     path = Path(spec)
     if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
         ckpt = load_checkpoint(_existing(spec))
@@ -237,6 +245,35 @@ def _random_init_twin(spec: str, frame_ms: int | None, num_layers: int | None, s
     return Upstream(name=name, method="random-init", key=f"{key}-L{layers}",
                     frame_ms=_frame_ms(cfg.frame_ms, frame_ms, spec), model=model.eval(), num_layers=layers,
                     meta=meta)
+
+
+def _int8_upstream(spec: str, frame_ms: int | None, num_layers: int | None, name: str | None) -> Upstream:
+    """`int8:<checkpoint>`: the checkpoint (as `load_upstream` reads it) exported to ONNX with a padding-mask input,
+    its weights quantized to int8, run by ONNX Runtime on one thread. The int8 file is cached beside the checkpoint
+    (`.cache/int8.<key>.onnx`, keyed like the hidden states: checkpoint content, layers, ONNX Runtime version), so
+    the evaluations of both tasks export it once; a folder that cannot be written gets a temporary copy."""
+    path = spec[len(INT8_PREFIX):]
+    base = load_upstream(path, frame_ms, num_layers)
+    if not isinstance(base.model, MelHuBERT):
+        raise CompressLibError(f"{spec}: int8 evaluation takes a compress_lib checkpoint (a MelHuBERT), not "
+                               f"{base.method}")
+    key = int8_key(base)
+    cached = Path(path).parent / ".cache" / f"int8.{_sha256(key.encode())[:16]}.onnx"
+    try:
+        cached.parent.mkdir(exist_ok=True)
+        encoder = int8_encoder(base.model, cached, base.num_layers, padding_mask=True)
+    except OSError:
+        with tempfile.TemporaryDirectory(prefix="compress-lib-int8-") as folder:
+            encoder = int8_encoder(base.model, Path(folder) / cached.name, base.num_layers, padding_mask=True)
+    return Upstream(name=name or f"{base.name} (int8)", method="int8", key=key, frame_ms=base.frame_ms,
+                    model=encoder, num_layers=base.num_layers,
+                    meta={**base.meta, "base_method": base.method, "runtime": INT8_RUNTIME})
+
+
+def int8_key(base: Upstream) -> str:
+    """The content key of `int8:<checkpoint>`: the checkpoint's key and the ONNX Runtime version that quantizes
+    and runs it (known without exporting anything)."""
+    return f"int8-ort{onnxruntime.__version__}-{base.key}"
 
 
 def _load_zoo_upstream(spec: str, name: str | None, num_layers: int | None, seed: int) -> Upstream:

@@ -45,6 +45,12 @@ def component_of(name: str) -> str:
     return "other"
 
 
+def layer_index(name: str) -> int | None:
+    """The 0-based Transformer layer a parameter belongs to (`layers.3.fc1.weight` -> 3); None outside layers."""
+    layer = _LAYER.match(name)
+    return int(layer.group(1)) if layer else None
+
+
 def check_masks(model, masks: dict | None) -> dict:
     """Masks keyed by parameter name, each a bool tensor of that parameter's shape; one clear error otherwise."""
     if not masks:
@@ -80,8 +86,8 @@ def count_parameters(model, masks: dict | None = None, num_layers: int | None = 
     nonzero_components = dict.fromkeys(COMPONENTS, 0)
     for name, p in model.named_parameters():
         total += p.numel()
-        layer = _LAYER.match(name)
-        if layer and L is not None and int(layer.group(1)) >= L:
+        layer = layer_index(name)
+        if layer is not None and L is not None and layer >= L:
             continue  # a layer the truncated model never runs
         c = component_of(name)
         components[c] += p.numel()

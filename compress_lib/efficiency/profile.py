@@ -18,6 +18,7 @@ def profile_model(
     repeats: int = 5,
     warmup: int = 2,
     threads: int | None = None,
+    dtype: str = "float32",
 ) -> dict:
     """Parameters, MACs per second, real-time factor and operator calls of `model` (optionally masked/truncated).
 
@@ -25,11 +26,12 @@ def profile_model(
     the zoo's published convention), components, macs_per_second (ptflops, 1 s input), real_time_factor
     (median of `repeats` on `batch` x `seconds` of speech; features excluded), real_time_factor_spread,
     feature_real_time_factor (MelHuBERT's log-Mel extraction; 0 for waveform models), operator_calls (top-level
-    aten operators on CPU / CUDA kernels on a GPU), cpu_operators, cuda_kernels, device, threads, seconds, batch.
+    aten operators on CPU / CUDA kernels on a GPU), cpu_operators, cuda_kernels, device, dtype (of the timed
+    forward; float16 / bfloat16 on CUDA only), threads, seconds, batch.
     """
     check_model_input_memory(model, seconds, batch, device)  # before any work: refuse what cannot fit
     counts = count_parameters(model, masks, num_layers)
-    rtf = real_time_factor(model, seconds, batch, device, repeats, warmup, num_layers, threads)
+    rtf = real_time_factor(model, seconds, batch, device, repeats, warmup, num_layers, threads, dtype)
     calls = operator_call_counts(model, 1.0, 1, device, num_layers)
     return {
         "params": counts["params"],
@@ -44,6 +46,7 @@ def profile_model(
         "cpu_operators": calls["cpu_operators"],
         "cuda_kernels": calls["cuda_kernels"],
         "device": device,
+        "dtype": dtype,
         "threads": rtf["threads"],
         "seconds": seconds,
         "batch": batch,

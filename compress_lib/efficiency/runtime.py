@@ -19,6 +19,7 @@ CPU, free GPU memory on CUDA): an hour of speech at 20 ms is 180,000 frames, ter
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -34,6 +35,7 @@ from compress_lib.model import MelHuBERT
 from compress_lib.zoo import SAMPLE_RATE
 
 DEVICES = ("cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 ATTENTION_MEMORY_FRACTION = 0.5  # the score matrix may take at most this share of the memory available
 WAVEFORM_FRAMES_PER_SECOND = 50  # the zoo models' CNN front-end: one frame per 20 ms
 
@@ -115,6 +117,22 @@ def check_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise CompressLibError("CUDA is not available on this machine; use --device cpu")
     return device
+
+
+def check_dtype(dtype: str, device: str) -> torch.dtype:
+    """The torch dtype of `dtype` ("float32", "float16", "bfloat16"); half precision is timed on a GPU only
+    (the study's CPU timings are float32, and CPUs without native half-precision units emulate it)."""
+    check_choice(dtype, DTYPES, "dtype")
+    if dtype != "float32" and device != "cuda":
+        raise CompressLibError(f"{dtype} is timed on a GPU only: pass --device cuda (on a machine with CUDA), or "
+                               "--dtype float32 on the CPU")
+    return DTYPES[dtype]
+
+
+def in_precision(model, dtype: str = "float32"):
+    """`model` itself for float32; a half-precision copy otherwise (casting the model itself and back would
+    round its weights)."""
+    return model if dtype == "float32" else copy.deepcopy(model).to(DTYPES[dtype])
 
 
 @contextmanager
@@ -201,6 +219,7 @@ def interleaved_real_time_factors(
     repeats: int = 10,
     warmup: int = 2,
     threads: int | None = None,
+    dtype: str = "float32",
 ) -> list[dict]:
     """Real-time factors of several models timed together, in turns: one forward of each, then the next round.
 
@@ -209,21 +228,25 @@ def interleaved_real_time_factors(
     machine the same 20 ms architecture measured 0.0067 to 0.0103 that way. Taking turns gives every model the
     same load, so the ratios between their real-time factors hold. Returns one dict per model, in order:
     {"median", "spread", "quartiles", "times_s", "threads", "device", "seconds", "batch", "repeats", "warmup"}.
-    Features are not timed (see `real_time_factor` for MelHuBERT's log-Mel cost).
+    Features are not timed (see `real_time_factor` for MelHuBERT's log-Mel cost). `dtype` float16 or bfloat16
+    (CUDA only) times half-precision copies of the models on half-precision inputs.
     """
     check_seconds_batch(seconds, batch)
     check_device(device)
+    torch_dtype = check_dtype(dtype, device)
     for model, _ in models:
         check_model_input_memory(model, seconds, batch, device)
     with num_threads(threads) as used_threads, ExitStack() as restore:
         forwards = []
         for model, num_layers in models:
+            model = in_precision(model, dtype)
             restore.enter_context(evaluating_on(model, device))
             inputs = example_inputs(model, seconds, batch, num_layers, device)
+            inputs = {k: v.to(torch_dtype) if torch.is_tensor(v) else v for k, v in inputs.items()}
             forwards.append(lambda model=model, inputs=inputs: model(**inputs))
         times = time_interleaved(forwards, device, warmup, repeats)
     return [{**summarise(t, seconds * batch), "times_s": t, "threads": used_threads, "device": device,
-             "seconds": seconds, "batch": batch, "repeats": repeats, "warmup": warmup} for t in times]
+             "dtype": dtype, "seconds": seconds, "batch": batch, "repeats": repeats, "warmup": warmup} for t in times]
 
 
 def real_time_factor(
@@ -235,15 +258,17 @@ def real_time_factor(
     warmup: int = 2,
     num_layers: int | None = None,
     threads: int | None = None,
+    dtype: str = "float32",
 ) -> dict:
-    """Real-time factor of `model` on `batch` random inputs of `seconds` of speech each.
+    """Real-time factor of `model` on `batch` random inputs of `seconds` of speech each (`dtype`: see
+    `interleaved_real_time_factors`; the features are computed in float32).
 
     Returns {"median", "spread": [min, max], "quartiles": [q1, q3], "times_s", "feature_median",
-    "feature_spread", "total_median" (features + encoder), "threads", "device", "seconds", "batch", "repeats",
-    "warmup"}; every RTF is wall time / (batch x seconds).
+    "feature_spread", "total_median" (features + encoder), "threads", "device", "dtype", "seconds", "batch",
+    "repeats", "warmup"}; every RTF is wall time / (batch x seconds).
     """
     (encoder,) = interleaved_real_time_factors([(model, num_layers)], seconds, batch, device, repeats, warmup,
-                                               threads)
+                                               threads, dtype)
     feature_times = [0.0] * repeats
     if isinstance(model, MelHuBERT):
         g = torch.Generator().manual_seed(1)
