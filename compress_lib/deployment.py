@@ -218,21 +218,21 @@ def figure_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def quality_comparison(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per model evaluated in int8: its PER and SID accuracy in fp32 (eager) and int8, the differences
-    (int8 - fp32, points), int8's speed-up over ORT fp32 and its bytes / the fp32 model's."""
+    """One row per model evaluated in int8 (index: model, frame rate): its PER and SID accuracy in fp32 (eager) and
+    int8, the differences (Δ, int8 - fp32, points), int8's speed-up over ORT fp32 and its bytes / the fp32 model's,
+    rounded for reading."""
     rows = deployment_frame(table)
     key = ["model", "frame_ms"]
     int8 = rows[(rows["runtime"] == INT8)].dropna(subset=["per", "sid_accuracy"]).set_index(key)
     fp32 = rows[rows["runtime"] == "eager"].set_index(key).reindex(int8.index)
     ort = rows[rows["runtime"] == "onnxruntime"].set_index(key).reindex(int8.index)
     out = pd.DataFrame({
-        "PER fp32": fp32["per"], "PER int8": int8["per"], "PER change": int8["per"] - fp32["per"],
-        "SID fp32": fp32["sid_accuracy"], "SID int8": int8["sid_accuracy"],
-        "SID change": int8["sid_accuracy"] - fp32["sid_accuracy"],
-        "int8 speed-up over ORT fp32": ort["real_time_factor"] / int8["real_time_factor"],
-        "bytes / fp32": int8["model_bytes"] / fp32["model_bytes"],
+        "PER": fp32["per"], "PER int8": int8["per"], "ΔPER": int8["per"] - fp32["per"],
+        "SID": fp32["sid_accuracy"], "SID int8": int8["sid_accuracy"], "ΔSID": int8["sid_accuracy"] - fp32["sid_accuracy"],
+        "speed-up": ort["real_time_factor"] / int8["real_time_factor"],
+        "bytes": int8["model_bytes"] / fp32["model_bytes"],
     })
-    return out.round(3).reset_index()
+    return out.round(2)
 
 
 def geometric_mean(values) -> float:

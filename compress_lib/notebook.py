@@ -13,17 +13,12 @@ import json
 import os
 import platform
 import tempfile
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.errors import CompressLibError, check_choice
 from compress_lib.presets import check_preset
-
-# In a notebook without ipywidgets, tqdm's bars fall back to text and warn once with a machine path: every
-# notebook imports this module, so no executed page carries that warning.
-warnings.filterwarnings("ignore", message="IProgress not found")
 
 RESULTS_DIR = "data/results"  # relative to the project root: data/results/<preset>/<notebook>/
 

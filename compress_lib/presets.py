@@ -1,7 +1,7 @@
 """The four scales of the study, and how each runs the study as a whole.
 
 - `smoke`: seconds, for tests; its numbers mean nothing.
-- `lab`: minutes, for a class: the whole study at one frame rate (20 ms) in about 13 minutes on a
+- `lab`: minutes, for a class: the whole study at one frame rate (20 ms) in about 15 minutes on a
   2-core laptop, with a teacher that still learnt something (it beats its random-init twin on phone recognition).
 - `study`: the default; every experiment of the study at both frame rates on a 2-core CPU from the stand-in corpus.
 - `paper`: the paper's own sizes and hyperparameters, for LibriSpeech / VoxCeleb1 on GPUs.
@@ -92,7 +92,7 @@ STUDY_SCALES = {
                                 profile_warmup=1, profile_repeats=2)),
     # 20 ms only (half the frames of 10 ms), a half-size corpus, no ablations, and one point per trajectory
     # evaluated downstream (its most compressed; the dense model is the other end); `make study PRESET=lab` takes
-    # about 13 minutes on 2 cores (docs/lab_preset.md).
+    # about 15 minutes on 2 cores, deployment runtimes (notebook 14) included (docs/lab_preset.md).
     "lab": StudyScale(
         corpus_scale=0.5, frame_rates=(20,), one_thread=False, judged=True, ablations=False,
         points_per_trajectory={10: 1, 20: 1}, evaluation_processes=0,

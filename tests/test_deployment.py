@@ -115,6 +115,7 @@ def test_figure_rows_and_quality_comparison():
     assert rows.loc[("ffn-0.5", "eager"), "macs_fraction"] == pytest.approx(0.7)
     assert rows.loc[("dense", "onnxruntime-int8"), "bytes_fraction"] == pytest.approx(0.3)
     comparison = deployment.quality_comparison(table(int8=0.5, quality={"dense": (31.0, 57.0)}))
-    assert comparison.to_dict("records")[0] == {
-        "model": "dense", "frame_ms": 20, "PER fp32": 30.0, "PER int8": 31.0, "PER change": 1.0, "SID fp32": 60.0,
-        "SID int8": 57.0, "SID change": -3.0, "int8 speed-up over ORT fp32": 1.6, "bytes / fp32": 0.3}
+    assert comparison.loc[("dense", 20)].to_dict() == {
+        "PER": 30.0, "PER int8": 31.0, "ΔPER": 1.0, "SID": 60.0, "SID int8": 57.0, "ΔSID": -3.0, "speed-up": 1.6,
+        "bytes": 0.3}
+    assert len(comparison) == 1

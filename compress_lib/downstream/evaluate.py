@@ -287,9 +287,10 @@ def train_probe(task: str, train_data: ProbeData, dev_data: ProbeData, num_class
 # ---------------------------------------------------------------------------------------------------------
 # One evaluation: upstream x task
 # ---------------------------------------------------------------------------------------------------------
-def load_task_data(task: str, upstream: Upstream, data_dir, cache_dir, max_cache_gb: float = DEFAULT_CACHE_GB):
+def load_task_data(task: str, upstream: Upstream, data_dir, cache_dir, max_cache_gb: float = DEFAULT_CACHE_GB,
+                   progress: bool = True):
     """(train, dev, test) ProbeData, number of classes, class names, seconds spent computing hidden states,
-    and which splits came from the cache."""
+    and which splits came from the cache (`progress`: the hidden states' progress bars)."""
     from compress_lib.data.manifest import PHONES, read_split
 
     splits = SPLITS[task]
@@ -303,7 +304,7 @@ def load_task_data(task: str, upstream: Upstream, data_dir, cache_dir, max_cache
     data, hits = [], {}
     for split, split_labels in zip(splits, labels):
         states, hit = hidden_states_for_split(upstream, data_dir, split, cache_dir, keep_frames=(task == "pr"),
-                                              max_cache_gb=max_cache_gb)
+                                              max_cache_gb=max_cache_gb, progress=progress)
         hits[split] = hit
         data.append(ProbeData(states=states, labels=align_labels(states, split_labels)))
     return data, classes, time.perf_counter() - t0, hits
@@ -338,7 +339,7 @@ def _evaluate_in_locked_folder(task: str, upstream: Upstream, data_dir, preset: 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     with torch_threads(threads):
         (train_data, dev_data, test_data), classes, seconds_hidden, hits = load_task_data(
-            task, upstream, data_dir, cache_dir, max_cache_gb)
+            task, upstream, data_dir, cache_dir, max_cache_gb, progress)
     cpu_hidden = time.process_time() - cpu_start
 
     identity = {"upstream_key": upstream.key, "hparams": dataclasses.asdict(hp), "seed": seed,

@@ -152,24 +152,27 @@ class Upstream:
     meta: dict = field(default_factory=dict)
     batch_frames: int = 2_000  # padded frames per forward batch (larger batches were slower on 2 CPU cores)
 
-    def encode(self, inputs: list[torch.Tensor], desc: str = "hidden states") -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield (index, hidden states (L, T_i, D) float32) for every input, in an order that batches well."""
+    def encode(self, inputs: list[torch.Tensor], desc: str = "hidden states",
+               progress: bool = True) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield (index, hidden states (L, T_i, D) float32) for every input, in an order that batches well; a
+        progress bar on stderr unless `progress` is False."""
         if self.method == "fbank":
             for i, x in enumerate(inputs):
                 yield i, x.float()[None]  # (1, T, F)
         elif self.input_kind == "feats":  # a MelHuBERT, or its ONNX Runtime export (called like it)
-            yield from _encode_melhubert(self.model, inputs, self.num_layers, self.batch_frames, desc)
+            yield from _encode_melhubert(self.model, inputs, self.num_layers, self.batch_frames, desc, progress)
         else:
-            yield from self._encode_waveforms(inputs, desc)
+            yield from self._encode_waveforms(inputs, desc, progress)
 
-    def _encode_waveforms(self, inputs, desc):
-        for i, wave in enumerate(tqdm(inputs, desc=desc, leave=False, dynamic_ncols=True)):
+    def _encode_waveforms(self, inputs, desc, progress):
+        for i, wave in enumerate(tqdm(inputs, desc=desc, leave=False, dynamic_ncols=True, disable=not progress)):
             with torch.inference_mode():
                 hidden = self.model(wave.float()[None], num_layers=self.num_layers)  # L x (1, T, D)
             yield i, torch.stack([h[0] for h in hidden]).float()  # (L, T, D)
 
 
-def _encode_melhubert(model, feats: list[torch.Tensor], num_layers, batch_frames: int, desc: str):
+def _encode_melhubert(model, feats: list[torch.Tensor], num_layers, batch_frames: int, desc: str,
+                      progress: bool = True):
     """Batched forward of a MelHuBERT over utterances sorted by length (padding masked; results per utterance)."""
     model.eval()
     order = sorted(range(len(feats)), key=lambda i: -feats[i].shape[0])
@@ -181,7 +184,7 @@ def _encode_melhubert(model, feats: list[torch.Tensor], num_layers, batch_frames
         current.append(i)
     if current:
         batches.append(current)
-    for batch in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True):
+    for batch in tqdm(batches, desc=desc, leave=False, dynamic_ncols=True, disable=not progress):
         lengths = torch.tensor([feats[i].shape[0] for i in batch])
         x = torch.nn.utils.rnn.pad_sequence([feats[i].float() for i in batch], batch_first=True)  # (B, T, F)
         padding_mask = torch.arange(x.shape[1])[None, :] >= lengths[:, None]  # (B, T)
@@ -390,7 +393,7 @@ def cache_path(cache_dir, upstream: Upstream, data_dir, split: str, keep_frames:
 
 
 def hidden_states_for_split(upstream: Upstream, data_dir, split: str, cache_dir, keep_frames: bool,
-                            max_cache_gb: float = DEFAULT_CACHE_GB) -> tuple[HiddenStates, bool]:
+                            max_cache_gb: float = DEFAULT_CACHE_GB, progress: bool = True) -> tuple[HiddenStates, bool]:
     """Hidden states of every utterance of `split` (from the cache when present). Returns (states, cache_hit).
 
     keep_frames: cache frame-level states (PR) or only the per-layer means (SID).
@@ -403,7 +406,7 @@ def hidden_states_for_split(upstream: Upstream, data_dir, split: str, cache_dir,
             return _states_from_cache(obj), True
     remove_stale_temp_files(cache_dir, f".{split}-*.tmp")  # left by a killed evaluation (shared folder: by age)
     ids, inputs = _load_inputs(upstream, data_dir, split)
-    encoded = upstream.encode(inputs, desc=f"{upstream.name} {split}")
+    encoded = upstream.encode(inputs, desc=f"{upstream.name} {split}", progress=progress)
     states = stack_hidden_states(ids, encoded, upstream.frame_ms, keep_frames)
     atomic_torch_save({"version": CACHE_VERSION, "key": upstream.key, "ids": states.ids, "lengths": states.lengths,
                        "pooled": states.pooled, "frame_ms": states.frame_ms,
