@@ -137,3 +137,21 @@ def test_build_writes_the_findings_the_intro_includes(tmp_path):
     assert "```{include} _generated/findings.md" in intro
     assert intro.index("{include} _generated/findings.md") < intro.index("## What the study asks")
     assert build_book.GENERATED_DIR == ROOT / "book" / "_generated"
+
+
+def test_build_writes_run_time_tables_the_book_can_show_at_page_width(tmp_path):
+    import build_book
+
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "run_times.csv").write_text(
+        "notebook,frame_rates,threads,start_s,duration_s,finished_utc,parts\n"
+        "02_pretrain,\"10,20\",,0,2303.6,2026-12-01T16:56:44Z,\"20 ms: 705.7 s\"\n")
+    study, lab = build_book.write_run_times(tmp_path, tmp_path / "out")
+    table = pd.read_csv(study, dtype=str, keep_default_na=False)
+    assert list(table.columns) == list(build_book.BOOK_RUN_TIME_COLUMNS) and "finished_utc" not in table
+    assert table.iloc[0].to_dict() == {"notebook": "02_pretrain", "frame_rates": "10,20", "threads": "",
+                                       "start_s": "0", "duration_s": "2303.6", "parts": "20 ms: 705.7 s"}
+    assert "not run yet: make study PRESET=lab" in lab.read_text()  # no lab run in this folder: said so
+    for page in ("teaching", "reproducibility"):
+        text = (ROOT / "book" / f"{page}.md").read_text()
+        assert "run_times.csv\n" not in text and ":file: _generated/run_times_" in text

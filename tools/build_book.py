@@ -131,6 +131,30 @@ def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", 
     return out
 
 
+RUN_TIME_PRESETS = ("study", "lab")  # whose run_times.csv the book's pages show
+BOOK_RUN_TIME_COLUMNS = ("notebook", "frame_rates", "threads", "start_s", "duration_s", "parts")  # not finished_utc
+
+
+def write_run_times(results_root: Path = ROOT / "data" / "results", out_dir: Path = GENERATED_DIR) -> list[Path]:
+    """book/_generated/run_times_<preset>.csv for the study and lab presets: their committed run_times.csv without
+    the `finished_utc` column (a long unbreakable date that widens the table past the page at 1280 px); the
+    appendix and the Start-here page include them. A preset that has not run gets a one-row note."""
+    import pandas as pd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for preset in RUN_TIME_PRESETS:
+        source = results_root / preset / "run_times.csv"
+        table = (pd.read_csv(source, dtype=str, keep_default_na=False) if source.is_file()
+                 else pd.DataFrame({"notebook": [f"not run yet: make study PRESET={preset}"]}))
+        text = table.reindex(columns=list(BOOK_RUN_TIME_COLUMNS)).fillna("").to_csv(index=False)
+        out = out_dir / f"run_times_{preset}.csv"
+        if not out.is_file() or out.read_text() != text:
+            out.write_text(text)
+        written.append(out)
+    return written
+
+
 def toc_for_preset(preset: str, toc_text: str, root: Path = ROOT) -> tuple[str, list[str]]:
     """The table of contents for a preset's results: paths moved to data/results/<preset>/ (the same for the
     published preset), missing ones dropped.
@@ -186,6 +210,7 @@ def build(preset: str = PUBLISHED_PRESET, out: Path | None = None, quiet: bool =
     ship_plotly_js()
     ship_mathjax()
     write_findings(preset)
+    write_run_times()
     toc = ROOT / "_toc.yml"
     out = out or output_dir(preset)
     out.mkdir(parents=True, exist_ok=True)
