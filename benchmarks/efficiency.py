@@ -72,8 +72,7 @@ def forward_of(model, seconds: float, num_layers=None, device: str = "cpu", dtyp
     """A no-argument forward of `model` on `seconds` of random speech (batch 1), on `device` in `dtype` (a copy
     of the model in half precision)."""
     model = in_precision(model, dtype).to(device).eval()
-    inputs = example_inputs(model, seconds, num_layers=num_layers, device=device)
-    inputs = {k: v.to(DTYPES[dtype]) if torch.is_tensor(v) else v for k, v in inputs.items()}
+    inputs = example_inputs(model, seconds, num_layers=num_layers, device=device, dtype=DTYPES[dtype])
     return lambda: model(**inputs)
 
 

@@ -125,10 +125,15 @@ def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", 
     out = out_dir / "findings.md"
     texts = {out: findings_markdown(summary, verdicts, source=f"data/results/{preset}", crossover=crossover),
              out_dir / "caveat.md": caveat_markdown(summary) if len(summary) else ""}
-    for path, text in texts.items():  # rewritten only when changed: Sphinx then rebuilds only what includes it
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
+    for path, text in texts.items():
+        write_if_changed(path, text)
     return out
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write `text` to `path` unless it already holds it: Sphinx then rebuilds only the pages that include it."""
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
 
 
 RUN_TIME_PRESETS = ("study", "lab")  # whose run_times.csv the book's pages show
@@ -149,8 +154,7 @@ def write_run_times(results_root: Path = ROOT / "data" / "results", out_dir: Pat
                  else pd.DataFrame({"notebook": [f"not run yet: make study PRESET={preset}"]}))
         text = table.reindex(columns=list(BOOK_RUN_TIME_COLUMNS)).fillna("").to_csv(index=False)
         out = out_dir / f"run_times_{preset}.csv"
-        if not out.is_file() or out.read_text() != text:
-            out.write_text(text)
+        write_if_changed(out, text)
         written.append(out)
     return written
 

@@ -37,18 +37,20 @@ def model_device(model) -> torch.device:
 
 
 def example_inputs(
-    model, seconds: float = 1.0, batch: int = 1, num_layers: int | None = None, device=None, seed: int = 0
+    model, seconds: float = 1.0, batch: int = 1, num_layers: int | None = None, device=None, seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> dict:
-    """Keyword arguments for one forward of `model` on `batch` random inputs of `seconds` of speech."""
+    """Keyword arguments for one forward of `model` on `batch` random inputs of `seconds` of speech, in `dtype`
+    (the same values, drawn in float32, for any dtype)."""
     check_seconds_batch(seconds, batch)
     n = input_length(model, seconds)
     device = model_device(model) if device is None else torch.device(device)
     g = torch.Generator().manual_seed(seed)
     if isinstance(model, MelHuBERT):
         feats = torch.randn(batch, n, model.cfg.feat_dim, generator=g)  # (B, T, F)
-        return {"feats": feats.to(device), "num_layers": num_layers, "compute_logits": False}
+        return {"feats": feats.to(device, dtype), "num_layers": num_layers, "compute_logits": False}
     wave = 0.1 * torch.randn(batch, n, generator=g)  # (B, S)
-    return {"wave": wave.to(device), "num_layers": num_layers}
+    return {"wave": wave.to(device, dtype), "num_layers": num_layers}
 
 
 def num_layers_used(model, num_layers: int | None) -> int:

@@ -241,8 +241,7 @@ def interleaved_real_time_factors(
         for model, num_layers in models:
             model = in_precision(model, dtype)
             restore.enter_context(evaluating_on(model, device))
-            inputs = example_inputs(model, seconds, batch, num_layers, device)
-            inputs = {k: v.to(torch_dtype) if torch.is_tensor(v) else v for k, v in inputs.items()}
+            inputs = example_inputs(model, seconds, batch, num_layers, device, dtype=torch_dtype)
             forwards.append(lambda model=model, inputs=inputs: model(**inputs))
         times = time_interleaved(forwards, device, warmup, repeats)
     return [{**summarise(t, seconds * batch), "times_s": t, "threads": used_threads, "device": device,
