@@ -249,7 +249,7 @@ def train_probe(task: str, train_data: ProbeData, dev_data: ProbeData, num_class
             epoch, position = divmod(step * hp.grad_accum + micro, len(batches))
             return batches[np.random.default_rng([seed, epoch]).permutation(len(batches))[position]]
         rng = np.random.default_rng([seed, step, micro])
-        return rng.choice(n, size=batch, replace=False).tolist()
+        return torch.from_numpy(rng.choice(n, size=batch, replace=False))  # an index tensor: no list to convert
 
     def loss_fn(model, index, step):
         return probe_loss(task, model, train_data, index), {}
