@@ -68,7 +68,7 @@ class StudyScale:
     one_thread: bool  # PyTorch on one thread (tiny models run several times faster so on a busy machine)
     judged: bool  # the sanity bars and verdicts say something at this scale (not at smoke)
     ablations: bool  # the paper's ablations (distillation with masked input, head-score variants) run
-    points_per_trajectory: dict[int, int]  # frame rate -> trajectory points evaluated downstream (0: all)
+    points_per_trajectory: dict[int, int]  # frame rate -> points of a pruning trajectory evaluated downstream (0: all)
     evaluation_processes: int  # downstream evaluations at once, one thread each (0: one per CPU)
     timing: Timing
     anatomy: AnatomySettings
@@ -90,8 +90,8 @@ STUDY_SCALES = {
         timing=Timing(seconds=1.0, warmup=1, repeats=1, pass_repeats=2),
         anatomy=AnatomySettings(sizes=("smoke",), densities=(1.0, 0.3, 0.05), sweep_warmup=1, sweep_repeats=2,
                                 profile_warmup=1, profile_repeats=2)),
-    # 20 ms only (half the frames of 10 ms), a half-size corpus, no ablations, and one point per trajectory
-    # evaluated downstream (its most compressed; the dense model is the other end); `make study PRESET=lab` takes
+    # 20 ms only (half the frames of 10 ms), a half-size corpus, no ablations, and one point per pruning
+    # trajectory evaluated downstream (its most compressed; the dense model is the other end); `make study PRESET=lab` takes
     # about 15 minutes on 2 cores, deployment runtimes (notebook 14) included (docs/lab_preset.md).
     "lab": StudyScale(
         corpus_scale=0.5, frame_rates=(20,), one_thread=False, judged=True, ablations=False,
@@ -99,11 +99,12 @@ STUDY_SCALES = {
         timing=Timing(seconds=4.0, warmup=1, repeats=3, pass_repeats=5),
         anatomy=AnatomySettings(sizes=("lab",), densities=(1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.05), sweep_warmup=2,
                                 sweep_repeats=7, profile_warmup=2, profile_repeats=7)),
-    # The study evaluates fewer points at 10 ms: there every evaluation costs about twice as much (twice the
-    # frames); the densest, the sparsest and the middle point still draw each curve.
+    # Three points of each pruning trajectory at 20 ms (a quarter, half and three quarters of the way from the
+    # dense model) and its end at 10 ms, where every evaluation costs about twice as much (twice the frames);
+    # every student and truncation at both (docs/run_profile.md: what each evaluation costs).
     "study": StudyScale(
         corpus_scale=1.0, frame_rates=(10, 20), one_thread=False, judged=True, ablations=True,
-        points_per_trajectory={10: 3, 20: 5}, evaluation_processes=0, timing=_FULL_TIMING, anatomy=_FULL_ANATOMY),
+        points_per_trajectory={10: 1, 20: 3}, evaluation_processes=0, timing=_FULL_TIMING, anatomy=_FULL_ANATOMY),
     "paper": StudyScale(
         corpus_scale=1.0, frame_rates=(10, 20), one_thread=False, judged=True, ablations=True,
         points_per_trajectory={10: 0, 20: 0}, evaluation_processes=0, timing=_FULL_TIMING, anatomy=_FULL_ANATOMY),

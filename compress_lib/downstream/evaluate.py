@@ -69,21 +69,12 @@ class ProbeHParams:
 # paper: s3prl's recipes (downstream/ctc/libriphone.yaml, downstream/voxceleb1/config.yaml): Adam, no scheduler,
 # gradient clipping 1; PR lr 1e-2, 100k steps, batch 16 x 2, dev every 1000; SID lr 1e-4, 200k steps,
 # batch 8 x 4, dev every 4000.
-# study: chosen once with `tune_probe` on the dev sets of the scale-1 stand-in corpus, then fixed for every model.
-# Measured on a study-size MelHuBERT (12 x 192, 20 ms) before the dense model was pretrained (random weights as
-# the proxy): PR dev PER 36.0 (lr 1e-2, 500 linear-decay steps), 33.4 (1000 steps; chosen), 34.1 (constant lr,
-# 2000 steps), 42.1 / 40.0 (lr 3e-3 / 3e-2, 500 steps); SID dev accuracy 55.0 (lr 1e-2, 2000 steps), 60.0 (5000
-# steps), 52.5 (lr 3e-3), 51.7 (lr 1e-3, 4000 steps), 44.2 (s3prl's 1e-4, 5000 steps). Linear decay
-# lets the probes settle in few steps. SID rechecked on the dense study model itself (6 x 256, pretrained, current
-# corpus; docs/study_preset.md), all linear decay, batch 64 unless said: lr 3e-2 / 5000 steps 42.5 (chosen),
-# lr 1e-2 / 1000, 2000 or 10000 steps 39.2, lr 1e-2 / 5000 steps 37.5, lr 3e-3 / 2000 steps / batch 16 38.3,
-# lr 3e-3 36.7, lr 1e-3 35.8 (dev accuracy, 120 utterances: differences of a few points are within noise).
-# SID chosen again when the SID splits grew threefold (24 / 6 / 10 utterances per speaker; `tools/tune_probe.py`,
-# data/probe_search_sid.csv): on the dense model's dev set (360 utterances) lr 1e-2 / 20000 steps scored 59.7
-# (chosen), lr 1e-2 / 5000 57.5, lr 3e-2 / 5000 57.8, lr 3e-2 / 20000 57.2, lr 1e-1 56.1 / 56.7.
-# Cost per model at 20 ms, one CPU core (the study run): PR ~2 min (hidden states of its splits ~55 s, probe
-# ~70 s), SID ~4 min (hidden states of 2,400 utterances ~155 s, probe ~80 s); hidden states and the PR probe
-# cost about twice as much at 10 ms.
+# study: chosen on the dev sets of the stand-in corpus (`tools/tune_probe.py`), then fixed for every model: linear
+# decay lets a probe settle in few updates. The SID probe takes 5,000 updates: against 20,000, every reference's
+# test accuracy stays within its standard error (about 2 points) at a quarter of the cost (`tools/probe_levers.py`,
+# data/probe_levers.csv). The search and its numbers: docs/study_preset.md. One evaluation costs about 3.5
+# CPU-minutes of one core at 20 ms (hidden states of 3.7 h of SID and 1.2 h of PR speech ~2.4 min, probes ~1.2
+# min) and about twice that at 10 ms (docs/run_profile.md).
 DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
     "smoke": {
         "pr": ProbeHParams(lr=1e-2, steps=40, batch=8, eval_every=20),
@@ -95,7 +86,7 @@ DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
     },
     "study": {
         "pr": ProbeHParams(lr=1e-2, steps=1000, batch=16, eval_every=200, schedule="linear"),
-        "sid": ProbeHParams(lr=1e-2, steps=20_000, batch=64, eval_every=500, schedule="linear"),
+        "sid": ProbeHParams(lr=1e-2, steps=5000, batch=64, eval_every=500, schedule="linear"),
     },
     "paper": {
         "pr": ProbeHParams(lr=1e-2, steps=100_000, batch=16, grad_accum=2, eval_every=1000),
