@@ -13,7 +13,6 @@ weights they cover are stored as zeros, and efficiency metrics report them as ma
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,34 +20,16 @@ import torch
 
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.errors import CompressLibError
+from compress_lib.files import atomic_write
 from compress_lib.model import MelHuBERT
 
 FORMAT = "compress_lib"
 VERSION = 1
 
 
-def _umask() -> int:
-    """The process's file-creation mask (reading it means setting it: it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     """Save `obj` so that `path` holds either the old or the complete new file, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600): give it a plain file's permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> dict:

@@ -106,7 +106,8 @@ def check_input_file(path, flag: str, what: str = "checkpoint", inside: str = "m
 # -- the machine faults the command line turns into one line -----------------------------------------------------
 
 # functions whose local `path` names the file being written when a fault happens inside them
-_WRITER_FUNCTIONS = ("atomic_torch_save", "write_wav", "write_text_atomic", "_write_atomic", "save_checkpoint")
+_WRITER_FUNCTIONS = ("atomic_path", "atomic_write", "atomic_torch_save", "write_wav", "write_text_atomic", "_write_atomic",
+                     "save_checkpoint")
 # what torch.save's zip writer says when the disk fills under it (it raises RuntimeError, not OSError)
 _TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
 DISK_FULL_FIX = "free some space and rerun the same command; finished steps are kept"

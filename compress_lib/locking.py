@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from compress_lib.errors import CompressLibError
+from compress_lib.files import write_text_atomic
 
 LOCK_NAME = ".lock"
 TEMP_PATTERN = ".*.tmp"  # what atomic writes of compress_lib leave behind when killed: .<name>[.<random>].tmp
@@ -145,9 +146,7 @@ def acquire_lock(folder: Path, what: str, lock_name: str = LOCK_NAME) -> dict:
             print(f"note: {folder} was locked by a run that is no longer running ({gone}); taking it over",
                   file=sys.stderr)
         record = lock_record(what)
-        tmp = folder / f".{lock_name}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(record) + "\n")
     return record
 
 

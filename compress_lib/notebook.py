@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.files import write_text_atomic
 from compress_lib.presets import check_preset
 
 RESULTS_DIR = "data/results"  # relative to the project root: data/results/<preset>/<notebook>/
@@ -136,19 +136,7 @@ def resolve_parameters(
 
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write `obj` as indented, key-sorted JSON, atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def busy_machine_warning() -> str | None:

@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from compress_lib.checkpoint import atomic_torch_save, load_checkpoint, safe_torch_load, save_checkpoint
 from compress_lib.config import MODEL_PRESETS, config_for_preset
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.files import file_sha256, write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
 from compress_lib.objective import CropBatcher, masked_prediction_loss
@@ -206,12 +207,6 @@ def data_fingerprint(feats: list[torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def stage2_targets_cached(data_dir, teacher_path, layer: int, num_clusters: int, seed: int, frame_ms: int,
@@ -332,10 +327,7 @@ def _check_or_write_settings(path: Path, record: dict) -> None:
                 "use a fresh --out folder or rerun with the original options"
             )
     elif is_main_process():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(record, indent=1, sort_keys=True))
 
 
 def _json_safe(d: dict) -> dict:
@@ -474,8 +466,6 @@ def _pretrain_stages(data_dir, out_dir: Path, preset: str, frame_ms: int, stages
         save_checkpoint(final, ckpt.model, **_with_relpaths(ckpt.meta, final))
         summary.update(preset=preset, frame_ms=frame_ms, seed=seed, world_size=world,
                        settings=_json_safe(settings), final_stage=stages[-1])
-        tmp = summary_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
-        tmp.replace(summary_path)
+        write_text_atomic(summary_path, json.dumps(summary, indent=1, sort_keys=True))
     _barrier()
     return final

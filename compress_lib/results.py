@@ -32,8 +32,8 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from compress_lib.data.manifest import write_text_atomic
 from compress_lib.errors import CompressLibError
+from compress_lib.files import write_text_atomic
 from compress_lib.notebook import RESULTS_DIR, project_root
 from compress_lib.presets import check_preset
 

@@ -34,6 +34,7 @@ import plotly.graph_objects as go
 from compress_lib import figure_style
 from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.errors import CompressLibError
+from compress_lib.files import write_text_atomic
 from compress_lib.notebook import RunParameters, display_path, project_root, resolve_parameters, resolve_path
 from compress_lib.presets import PRESET_NAMES, check_preset, study_scale
 
@@ -316,12 +317,7 @@ def training_log(out_dir) -> pd.DataFrame:
 
 def write_table(table: pd.DataFrame, path) -> Path:
     """Write a results table as CSV, atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, table.to_csv(index=False))
 
 
 # -- figures -------------------------------------------------------------------------------------------------------

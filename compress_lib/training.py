@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from compress_lib.checkpoint import atomic_torch_save, safe_torch_load
+from compress_lib.files import write_text_atomic
 
 
 def step_seed(seed: int, step: int, salt: int = 0) -> int:
@@ -176,14 +178,11 @@ def write_log_csv(log: list[dict], path: str | Path) -> None:
     if not is_main_process():
         return
     keys = ["step"] + sorted({k for row in log for k in row} - {"step"})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(log)
-    tmp.replace(path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(log)
+    write_text_atomic(path, text.getvalue())
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

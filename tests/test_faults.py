@@ -489,8 +489,13 @@ def env(smoke_corpus, tmp_path_factory) -> dict:
     from conftest import make_synthetic_teacher
     from test_import import CONFIG, public_state_dict, save_public
 
+    from compress_lib.data.features import load_features
+
     root = tmp_path_factory.mktemp("faults")
     teacher = _teacher_with_targets(root / "pretrain" / "model.pt")
+    # the corpus's pretraining features are cached up front, so that a fault injected into every torch.save hits
+    # the run's own files whichever case runs first
+    load_features(smoke_corpus, "pretrain", 20, progress=False)
     paths = {"corpus": smoke_corpus, "teacher": teacher, "teacher_dir": teacher.parent,
              "missing": root / "missing", "folder": root / "empty_folder"}
     paths["folder"].mkdir()

@@ -47,6 +47,7 @@ from study_plan import EXPERIMENTS, PUBLISHED_PRESET, RESULTS_DIR, ROOT, Experim
 
 # Per preset: the size of the generated stand-in corpus (`compress-lib corpus --scale`; 1 = about 7 hours) and
 # the frame rates the study runs at (compress_lib.presets.STUDY_SCALES).
+from compress_lib.files import write_text_atomic  # noqa: E402
 from compress_lib.presets import PRESET_NAMES, study_scale  # noqa: E402
 from compress_lib.study import CORPUS_SCALE, parse_frame_rates  # noqa: E402
 
@@ -183,8 +184,6 @@ def presented(source: dict, executed: dict) -> dict:
 
 def write_notebook(path: Path, notebook: dict) -> None:
     """Write an .ipynb atomically, formatted as papermill writes it (indent 1, UTF-8 kept)."""
-    from compress_lib.data.manifest import write_text_atomic
-
     write_text_atomic(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
 
 

@@ -17,6 +17,7 @@ from compress_lib.compression.distill import distillation_stage, eval_distillati
 from compress_lib.compression.ffn import ffn_pruning_stage
 from compress_lib.compression.heads import head_pruning_stage
 from compress_lib.errors import CompressLibError
+from compress_lib.files import file_sha256
 
 DENSITY_OF = "parameters of the Transformer layers / the teacher's"
 
@@ -33,8 +34,6 @@ def run_combined(teacher_path, feats, targets, out_dir, preset: str = "study", s
     """The combined trajectory (resumable); point 0 is the distilled student, then one point per pruning step."""
     options = {}
     if student_path is not None:
-        from compress_lib.pretrain import file_sha256
-
         options["student_sha256"] = file_sha256(student_path)
     ctx, traj = open_run("combined", out_dir, teacher_path, feats, targets, preset, seed, overrides, options,
                          info={"density_of": DENSITY_OF}, progress=progress)

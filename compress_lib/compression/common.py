@@ -35,7 +35,6 @@ import functools
 import inspect
 import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -48,6 +47,7 @@ from torch import nn
 
 from compress_lib.checkpoint import load_checkpoint, save_checkpoint
 from compress_lib.errors import CompressLibError
+from compress_lib.files import file_sha256, write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
 from compress_lib.objective import CropBatcher, masked_prediction_loss
@@ -324,8 +324,6 @@ class Trajectory:
 
     def add_point(self, k: int, model: MelHuBERT, masks: dict | None, point: dict) -> dict:
         """Write point k's checkpoint and record the point (with the file's size and SHA-256)."""
-        from compress_lib.pretrain import file_sha256
-
         rel = Path("points") / str(k) / "model.pt"
         point = {"index": k, **point, "checkpoint": str(rel)}
         path = self.dir / rel
@@ -358,7 +356,7 @@ class Trajectory:
 
     def save(self) -> None:
         record = {"method": self.method, "settings": self.settings, **self.info, "points": self.points}
-        atomic_write_text(self.path, json.dumps(record, indent=1))
+        write_text_atomic(self.path, json.dumps(record, indent=1))
 
 
 def run_trajectory(traj: Trajectory, stages: list[Stage], start=None) -> list[dict]:
@@ -424,8 +422,6 @@ def checkpoint_problem(path: Path, point: dict, sha256: str | None = None) -> st
     """What is wrong with a point's checkpoint file, as a phrase ("is missing", ...); None when it is the file
     the point recorded: same size and SHA-256 (`sha256`: the file's, if already computed), or, for a point
     recorded before those were kept, a checkpoint that loads."""
-    from compress_lib.pretrain import file_sha256
-
     path = Path(path)
     if not path.is_file():
         return "is missing"
@@ -469,12 +465,6 @@ def _meta_safe(d: dict) -> dict:
     return json.loads(json.dumps(d))
 
 
-def atomic_write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # -- opening a run -------------------------------------------------------------------------------------------------
@@ -506,7 +496,7 @@ def open_run(method: str, out_dir, teacher_path, feats, targets, preset: str, se
     Call it inside the folder's lock (the `run_<method>` functions hold it: `holds_out_dir`).
     """
     from compress_lib.compression.presets import compress_settings
-    from compress_lib.pretrain import data_fingerprint, file_sha256, pretrain_settings
+    from compress_lib.pretrain import data_fingerprint, pretrain_settings
 
     settings = compress_settings(preset, **(overrides or {}))
     teacher, teacher_masks, teacher_meta = load_teacher_with_meta(teacher_path)

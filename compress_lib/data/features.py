@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from compress_lib.config import FRAME_MS_CHOICES, MEL_BINS
 from compress_lib.data.audio import SAMPLE_RATE, load_audio
 from compress_lib.data.manifest import Utterance, check_data_dir, manifest_path, read_split
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.files import write_text_atomic
 from compress_lib.locking import remove_stale_temp_files
 
 # Kaldi `compute-fbank-feats` options of MelHuBERT (everything else at Kaldi's defaults: povey -> hamming here,
@@ -142,21 +142,8 @@ def audio_fingerprints(data_dir: str | os.PathLike, paths: list[Path]) -> list[s
             changed = True
         fingerprints.append(known[4])
     if changed:
-        _write_json_atomic(memo_path, {"version": 1, "files": memo})
+        write_text_atomic(memo_path, json.dumps({"version": 1, "files": memo}))
     return fingerprints
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    """Write JSON through a temp file of its own (several processes may write the same file at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def audio_key(data_dir: str | os.PathLike, split: str, utterances: list[Utterance] | None = None) -> str:

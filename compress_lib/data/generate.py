@@ -61,10 +61,10 @@ from compress_lib.data.manifest import (
     read_split,
     split_summary,
     write_split,
-    write_text_atomic,
 )
 from compress_lib.data.synth import EspeakVoices, engine_versions, synth_espeak, synth_flite
 from compress_lib.errors import CompressLibError
+from compress_lib.files import write_text_atomic
 
 RECIPE_PATH = Path(__file__).resolve().parents[2] / "data" / "corpus" / "recipe.json"
 WORDNET_DIR = Path("/usr/share/wordnet")

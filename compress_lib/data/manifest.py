@@ -26,6 +26,7 @@ from pathlib import Path
 
 from compress_lib.data.phones import PHONE_SET, PHONES
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.files import write_text_atomic
 
 SPLITS = ("pretrain", "pr-train", "pr-dev", "pr-test", "sid-train", "sid-dev", "sid-test")
 PR_SPLITS = ("pr-train", "pr-dev", "pr-test")
@@ -151,12 +152,6 @@ def write_split(data_dir: str | os.PathLike, split: str, utterances: list[Uttera
     return path
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def split_summary(utterances: list[Utterance]) -> dict:

@@ -38,10 +38,10 @@ from compress_lib.data.manifest import (
     prepare_out_dir,
     split_summary,
     write_split,
-    write_text_atomic,
 )
 from compress_lib.data.phones import read_lexicon, words_to_phones
 from compress_lib.errors import CompressLibError
+from compress_lib.files import write_text_atomic
 
 LIBRISPEECH_PR_SUBSETS = {"pr-train": "train-clean-100", "pr-dev": "dev-clean", "pr-test": "test-clean"}
 LIBRISPEECH_PRETRAIN_SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500")

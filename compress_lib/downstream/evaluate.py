@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from compress_lib.downstream.probes import (
 )
 from compress_lib.downstream.upstream import DEFAULT_CACHE_GB, HiddenStates, Upstream, hidden_states_for_split
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.files import write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.overrides import parse_overrides
 from compress_lib.presets import check_preset
@@ -369,9 +369,7 @@ def _evaluate_in_locked_folder(task: str, upstream: Upstream, data_dir, preset: 
                     "cpu_hidden_states": cpu_hidden, "cpu_probe": cpu_probe,
                     "cpu_total": time.process_time() - cpu_start, "threads": threads},
     }
-    tmp = out_dir / f".{task}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out_dir / f"{task}.json")
+    write_text_atomic(out_dir / f"{task}.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

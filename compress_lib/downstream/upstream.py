@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from compress_lib.checkpoint import atomic_torch_save, load_checkpoint
 from compress_lib.efficiency.deploy import INT8_RUNTIME, int8_encoder
 from compress_lib.errors import CompressLibError
+from compress_lib.files import file_sha256
 from compress_lib.locking import remove_stale_temp_files
 from compress_lib.model import MelHuBERT
 
@@ -362,12 +363,6 @@ def _sha256(*chunks: bytes) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def state_dict_sha256(model: torch.nn.Module) -> str:

@@ -49,6 +49,7 @@ from compress_lib.efficiency.runtime import (
     time_interleaved,
 )
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.files import atomic_path
 from compress_lib.model import MelHuBERT, MelHuBERTOutput
 
 INT8_RUNTIME = "onnxruntime-int8"
@@ -98,14 +99,12 @@ def export_onnx(model: torch.nn.Module, path, num_layers: int | None = None, pad
             args, names = (x, mask), [module.input_name, "padding_mask"]
             shapes = ({0: batch, 1: time_}, {0: batch, 1: time_})
         outputs = [f"hidden_{i}" for i in range(num_layers_used(model, num_layers) + 1)]
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # the exporter's deprecation chatter about its own internals
             logging.getLogger("torch.onnx").setLevel(logging.ERROR)
             program = torch.onnx.export(module, args, dynamic_shapes=shapes, input_names=names, output_names=outputs,
                                         dynamo=True, opset_version=OPSET, optimize=True, verbose=False)
             program.save(str(tmp), external_data=False)
-    os.replace(tmp, path)
     return path
 
 
@@ -116,15 +115,14 @@ def quantize_int8(onnx_path, int8_path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     int8_path = Path(int8_path)
-    tmp = int8_path.with_name(f".{int8_path.name}.{os.getpid()}.tmp")
     quant_logger = logging.getLogger()
     level = quant_logger.level
     quant_logger.setLevel(logging.ERROR)  # its advice to pre-process applies to calibrated (static) quantization
     try:
-        quantize_dynamic(str(onnx_path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        with atomic_path(int8_path) as tmp:
+            quantize_dynamic(str(onnx_path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
     finally:
         quant_logger.setLevel(level)
-    os.replace(tmp, int8_path)
     return int8_path
 
 
