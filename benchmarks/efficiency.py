@@ -48,11 +48,11 @@ from compress_lib.efficiency.runtime import (  # noqa: E402
     check_device,
     check_dtype,
     in_precision,
-    num_threads,
     paired_ratio,
     time_interleaved,
 )
 from compress_lib.errors import CompressLibError  # noqa: E402
+from compress_lib.threads import num_threads  # noqa: E402
 from compress_lib.efficiency.sparse import (  # noqa: E402
     apply_masks,
     crossover_density,
@@ -60,7 +60,8 @@ from compress_lib.efficiency.sparse import (  # noqa: E402
     sparse_vs_dense,
 )
 from compress_lib.model import MelHuBERT  # noqa: E402
-from compress_lib.zoo import SAMPLE_RATE, ZOO, build_zoo_model  # noqa: E402
+from compress_lib.data.audio import SAMPLE_RATE  # noqa: E402
+from compress_lib.zoo import ZOO, build_zoo_model  # noqa: E402
 
 
 def melhubert(frame_ms=20, seed=0, **sizes) -> MelHuBERT:

@@ -41,10 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress_lib.config import MelHuBERTConfig
+from compress_lib.data.audio import SAMPLE_RATE
 from compress_lib.errors import CompressLibError
 from compress_lib.model import ConvPositionalEmbedding, TransformerLayer, _init_bert_params
 
-SAMPLE_RATE = 16_000
 
 # (channels, kernel, stride) of each wav CNN block
 HUBERT_CNN = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2

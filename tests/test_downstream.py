@@ -14,9 +14,9 @@ from compress_lib.downstream.evaluate import (
     ProbeData,
     ProbeHParams,
     probe_metric,
-    torch_threads,
     train_probe,
 )
+from compress_lib.threads import num_threads
 from compress_lib.downstream.probes import (
     BLANK,
     PhoneRecognitionProbe,
@@ -32,7 +32,7 @@ from compress_lib.presets import PRESET_NAMES
 @pytest.fixture(autouse=True)
 def one_thread():
     """Small tensors: a second thread only adds synchronisation (and the suite shares the cores)."""
-    with torch_threads(1):
+    with num_threads(1):
         yield
 
 

@@ -13,7 +13,7 @@ import torch
 from compress_lib import cli
 from compress_lib.checkpoint import save_checkpoint
 from compress_lib.config import config_for_preset
-from compress_lib.downstream.evaluate import torch_threads
+from compress_lib.threads import num_threads
 from compress_lib.downstream.upstream import (
     _encode_melhubert,
     evict_cache,
@@ -28,7 +28,7 @@ from compress_lib.results import read_summary
 @pytest.fixture(autouse=True)
 def one_thread():
     """Small tensors: a second thread only adds synchronisation (and the suite shares the cores)."""
-    with torch_threads(1):
+    with num_threads(1):
         yield
 
 

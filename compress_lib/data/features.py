@@ -17,7 +17,6 @@ a killed computation left in the cache are deleted once nobody has written to th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -35,6 +34,7 @@ from compress_lib.data.manifest import Utterance, check_data_dir, manifest_path,
 from compress_lib.errors import CompressLibError, check_choice
 from compress_lib.files import write_text_atomic
 from compress_lib.locking import remove_stale_temp_files
+from compress_lib.threads import num_threads
 
 # Kaldi `compute-fbank-feats` options of MelHuBERT (everything else at Kaldi's defaults: povey -> hamming here,
 # pre-emphasis 0.97, DC removal, snip_edges, power spectrum). Part of the cache key.
@@ -60,18 +60,6 @@ def log_mel(wave: torch.Tensor) -> torch.Tensor:
     if wave.numel() < MIN_SAMPLES:
         raise CompressLibError(f"a waveform of {wave.numel()} samples is shorter than one 25 ms window (400)")
     return kaldi.fbank(wave.float()[None] * WAVE_SCALE, **FBANK_OPTIONS)  # (T, 40)
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run small torch ops on one thread: fbank of one utterance is ~100x too small to share (and on a busy
-    2-core machine, 2 threads made it 16x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def stack_pairs(feats: torch.Tensor) -> torch.Tensor:
@@ -170,7 +158,7 @@ def raw_log_mel(data_dir: str | os.PathLike, split: str, progress: bool = True):
             return utterances, list(torch.split(cached["feats"], cached["lengths"])), key
     remove_stale_temp_files(cache_dir(data_dir))  # left by a killed computation (shared folder: only old ones)
     feats = []
-    with single_thread():
+    with num_threads(1):  # one utterance's fbank is ~100x too small to share between threads
         for utt in tqdm(utterances, desc=f"log-Mel {split}", unit="utt", disable=not progress):
             wave = load_audio(utt.path)
             if wave.numel() < MIN_SAMPLES:

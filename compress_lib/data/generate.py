@@ -65,6 +65,7 @@ from compress_lib.data.manifest import (
 from compress_lib.data.synth import EspeakVoices, engine_versions, synth_espeak, synth_flite
 from compress_lib.errors import CompressLibError
 from compress_lib.files import write_text_atomic
+from compress_lib.threads import num_threads
 
 RECIPE_PATH = Path(__file__).resolve().parents[2] / "data" / "corpus" / "recipe.json"
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -416,9 +417,9 @@ def _speaker_info(speaker: Speaker) -> dict:
 def utterance_mean_log_mel(utterances: list[Utterance]) -> np.ndarray:
     """(N, 40): each utterance's log-Mel frames averaged over time."""
     from compress_lib.data.audio import load_audio
-    from compress_lib.data.features import log_mel, single_thread
+    from compress_lib.data.features import log_mel
 
-    with single_thread():
+    with num_threads(1):
         return np.stack([log_mel(load_audio(u.path)).mean(0).numpy() for u in utterances]).astype(np.float64)
 
 

@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from compress_lib.checkpoint import atomic_torch_save, safe_torch_load
 from compress_lib.config import FRAME_MS_CHOICES
-from compress_lib.data.features import cache_dir, features_key, load_features, single_thread
+from compress_lib.data.features import cache_dir, features_key, load_features
 from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.threads import num_threads
 
 MAX_FIT_FRAMES = 200_000  # frames sampled to fit the centroids (all frames are labelled)
 KMEANS_OPTIONS = dict(batch_size=4096, max_iter=100, n_init=3, max_no_improvement=20, reassignment_ratio=0.01)
@@ -140,7 +141,7 @@ def hidden_frames(model, feats: list[torch.Tensor], layer: int, progress: bool =
 
     One torch thread: a one-off pass, and on a busy 2-core machine two threads ran 10x slower.
     """
-    with single_thread():
+    with num_threads(1):
         return _hidden_frames(model, feats, layer, progress)
 
 

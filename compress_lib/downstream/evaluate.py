@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from compress_lib.files import write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.overrides import parse_overrides
 from compress_lib.presets import check_preset
+from compress_lib.threads import num_threads
 from compress_lib.training import TrainConfig, train, write_log_csv
 
 TASKS = ("pr", "sid")
@@ -265,7 +265,7 @@ def train_probe(task: str, train_data: ProbeData, dev_data: ProbeData, num_class
     # One thread: the probe's tensors are small, and a second thread mostly adds synchronisation: on a shared
     # 2-core machine the PR probe ran 4x and the SID probe ~50x slower (wall clock) with 2 threads than with 1.
     # (Results do not depend on it.) To use both cores, run two evaluations at once.
-    with torch_threads(1):
+    with num_threads(1):
         log = train(probe, optimizer, batch_fn, loss_fn, cfg, state_path=state_path, lr_fn=lr_fn,
                     after_step=after_step, extra_state=state, progress=progress)
     best = state["best"]
@@ -328,7 +328,7 @@ def _evaluate_in_locked_folder(task: str, upstream: Upstream, data_dir, preset: 
     """The body of `evaluate_upstream`, run while the task's lock of out_dir is held."""
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "hidden_cache"
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    with torch_threads(threads):
+    with num_threads(threads):
         (train_data, dev_data, test_data), classes, seconds_hidden, hits = load_task_data(
             task, upstream, data_dir, cache_dir, max_cache_gb, progress)
     cpu_hidden = time.process_time() - cpu_start
@@ -395,17 +395,6 @@ def _check_resumable(state_path: Path, identity: dict) -> None:
             raise CompressLibError(
                 f"{state_path} belongs to another evaluation ({k} differs); use a fresh --out folder or delete it"
             )
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run a block with `n` intra-op threads, then restore the previous number."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def tune_probe(task: str, upstream: Upstream, data_dir, candidates: list[ProbeHParams], cache_dir, seed: int = 0,

@@ -42,7 +42,6 @@ from compress_lib.locking import remove_stale_temp_files
 from compress_lib.model import MelHuBERT
 
 CACHE_VERSION = 1
-SAMPLE_RATE = 16_000
 RANDOM_INIT_PREFIX = "random-init:"
 INT8_PREFIX = "int8:"
 DEFAULT_CACHE_GB = 20.0  # least recently used cache files are deleted beyond this

@@ -36,7 +36,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.efficiency.ops import _quiet_native_stderr
-from compress_lib.efficiency.runtime import evaluating_on, num_threads
+from compress_lib.efficiency.runtime import evaluating_on
+from compress_lib.threads import num_threads
 from compress_lib.errors import CompressLibError
 
 CATEGORIES = ("matmul", "attention", "convolution", "norm/activation", "other")

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 
 from compress_lib.config import MelHuBERTConfig
-from compress_lib.zoo import SAMPLE_RATE, WavEncoderConfig
+from compress_lib.data.audio import SAMPLE_RATE
+from compress_lib.zoo import WavEncoderConfig
 
 
 # -- building blocks -------------------------------------------------------------------------------------------

@@ -43,13 +43,13 @@ from compress_lib.efficiency.inputs import check_seconds_batch, example_inputs, 
 from compress_lib.efficiency.runtime import (
     check_model_input_memory,
     evaluating_on,
-    num_threads,
     paired_ratio,
     summarise,
     time_interleaved,
 )
 from compress_lib.errors import CompressLibError, check_choice
 from compress_lib.files import atomic_path
+from compress_lib.threads import num_threads
 from compress_lib.model import MelHuBERT, MelHuBERTOutput
 
 INT8_RUNTIME = "onnxruntime-int8"

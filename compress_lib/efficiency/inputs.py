@@ -11,7 +11,8 @@ import torch
 
 from compress_lib.errors import CompressLibError
 from compress_lib.model import MelHuBERT
-from compress_lib.zoo import SAMPLE_RATE, WavEncoder
+from compress_lib.data.audio import SAMPLE_RATE
+from compress_lib.zoo import WavEncoder
 
 
 def check_seconds_batch(seconds: float, batch: int) -> None:

@@ -31,8 +31,9 @@ from compress_lib.config import MEL_BINS
 from compress_lib.data.features import log_mel, stack_pairs
 from compress_lib.errors import CompressLibError, check_choice
 from compress_lib.efficiency.inputs import check_seconds_batch, example_inputs, model_device
+from compress_lib.data.audio import SAMPLE_RATE
 from compress_lib.model import MelHuBERT
-from compress_lib.zoo import SAMPLE_RATE
+from compress_lib.threads import num_threads
 
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -133,20 +134,6 @@ def in_precision(model, dtype: str = "float32"):
     """`model` itself for float32; a half-precision copy otherwise (casting the model itself and back would
     round its weights)."""
     return model if dtype == "float32" else copy.deepcopy(model).to(DTYPES[dtype])
-
-
-@contextmanager
-def num_threads(threads: int | None):
-    """Run with `threads` CPU threads (None: leave the current setting)."""
-    old = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise CompressLibError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old)
 
 
 @contextmanager

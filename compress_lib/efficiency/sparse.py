@@ -27,7 +27,8 @@ from torch import nn
 
 from compress_lib.efficiency.closed_form import closed_form_macs
 from compress_lib.efficiency.inputs import example_inputs
-from compress_lib.efficiency.runtime import num_threads, paired_ratio, time_interleaved
+from compress_lib.efficiency.runtime import paired_ratio, time_interleaved
+from compress_lib.threads import num_threads
 
 PRUNABLE = (".self_attn.q_proj.", ".self_attn.k_proj.", ".self_attn.v_proj.", ".self_attn.out_proj.", ".fc1.", ".fc2.")
 
