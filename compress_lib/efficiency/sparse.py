@@ -25,6 +25,8 @@ import warnings
 import torch
 from torch import nn
 
+from compress_lib.compression.common import apply_masks as zero_masked
+from compress_lib.compression.weight import magnitude_scores, select_global
 from compress_lib.efficiency.closed_form import closed_form_macs
 from compress_lib.efficiency.inputs import example_inputs
 from compress_lib.efficiency.runtime import paired_ratio, time_interleaved
@@ -57,20 +59,16 @@ class CSRLinear(nn.Module):
 
 
 def magnitude_masks(model, density: float) -> dict:
-    """Global magnitude masks keeping the `density` fraction of largest |w| over the prunable weights and biases."""
+    """Global magnitude masks keeping the `density` fraction of largest |w| over the prunable weights and biases
+    of whatever layers `model` holds: weight pruning's own score and selection (`compress_lib.compression.weight`;
+    exactly round(density * N) kept, ties broken by position), in one shot."""
     params = {n: p for n, p in model.named_parameters() if any(k in f".{n}" for k in PRUNABLE) and p.numel()}
-    scores = torch.cat([p.detach().abs().flatten() for p in params.values()])
-    keep = max(1, round(density * scores.numel()))
-    threshold = torch.topk(scores, keep, sorted=True).values[-1]
-    return {n: p.detach().abs() >= threshold for n, p in params.items()}
+    return select_global(magnitude_scores(params), density)
 
 
 def apply_masks(model, masks: dict) -> None:
-    """Zero the masked weights in place (the storage convention of weight pruning)."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, mask in masks.items():
-            params[name].mul_(mask.to(params[name].dtype))
+    """Zero the masked weights of `model` in place (the storage convention of weight pruning)."""
+    zero_masked(dict(model.named_parameters()), masks)
 
 
 def sparsify(model, masks: dict) -> nn.Module:
