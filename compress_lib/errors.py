@@ -103,6 +103,15 @@ def check_input_file(path, flag: str, what: str = "checkpoint", inside: str = "m
     return path
 
 
+# -- resuming -----------------------------------------------------------------------------------------------------
+def check_same_settings(recorded: dict, wanted: dict, what: str, fix: str) -> None:
+    """The one resume guard: a folder keeps the settings it was started with. When `recorded` (read from the
+    folder) and `wanted` (this run's) differ, raise one CompressLibError: '<what> (differs in: <keys>); <fix>'."""
+    changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+    if changed:
+        raise CompressLibError(f"{what} (differs in: {', '.join(changed)}); {fix}")
+
+
 # -- the machine faults the command line turns into one line -----------------------------------------------------
 
 # functions whose local `path` names the file being written when a fault happens inside them

@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from compress_lib.checkpoint import atomic_torch_save, load_checkpoint, safe_torch_load, save_checkpoint
 from compress_lib.config import MODEL_PRESETS, config_for_preset
-from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.errors import CompressLibError, check_choice, check_same_settings
 from compress_lib.files import file_sha256, write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
@@ -319,13 +319,8 @@ def evaluate_masked_prediction(model, batcher: CropBatcher, num_batches: int = 8
 def _check_or_write_settings(path: Path, record: dict) -> None:
     """A run folder keeps the settings it was started with; resuming with others is an error."""
     if path.is_file():
-        old = json.loads(path.read_text())
-        if old != record:
-            changed = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
-            raise CompressLibError(
-                f"{path.parent} holds a pretraining run with other settings (differs in {', '.join(changed)}); "
-                "use a fresh --out folder or rerun with the original options"
-            )
+        check_same_settings(json.loads(path.read_text()), record, f"{path.parent} holds a pretraining run with other "
+                            "settings", "use a fresh --out folder or rerun with the original options")
     elif is_main_process():
         write_text_atomic(path, json.dumps(record, indent=1, sort_keys=True))
 

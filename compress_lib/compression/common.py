@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from compress_lib.checkpoint import load_checkpoint, save_checkpoint
-from compress_lib.errors import CompressLibError
+from compress_lib.errors import CompressLibError, check_same_settings
 from compress_lib.files import file_sha256, write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
@@ -302,14 +302,10 @@ class Trajectory:
                 old = json.loads(self.path.read_text())
             except json.JSONDecodeError:
                 raise CompressLibError(f"{self.path} is damaged; delete {self.dir} and rerun") from None
-            if old.get("method") != method or old.get("settings") != self.settings:
-                changed = sorted(k for k in set(old.get("settings", {})) | set(self.settings)
-                                 if old.get("settings", {}).get(k) != self.settings.get(k))
-                raise CompressLibError(
-                    f"{self.dir} holds a {old.get('method')!r} trajectory made with other settings "
-                    f"(differs in: {', '.join(changed) or 'method'}); rerun with the original options or use a "
-                    "fresh --out folder"
-                )
+            check_same_settings({"method": old.get("method"), **old.get("settings", {})},
+                                {"method": method, **self.settings},
+                                f"{self.dir} holds a {old.get('method')!r} trajectory made with other settings",
+                                "rerun with the original options or use a fresh --out folder")
             self.points = old["points"]
 
     def stage_dir(self, k: int) -> Path:

@@ -37,7 +37,7 @@ from compress_lib.downstream.probes import (
     phone_error_rate,
 )
 from compress_lib.downstream.upstream import DEFAULT_CACHE_GB, HiddenStates, Upstream, hidden_states_for_split
-from compress_lib.errors import CompressLibError, check_choice
+from compress_lib.errors import CompressLibError, check_choice, check_same_settings
 from compress_lib.files import write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.overrides import parse_overrides
@@ -390,11 +390,8 @@ def _check_resumable(state_path: Path, identity: dict) -> None:
     if not state_path.exists():
         return
     extra = safe_torch_load(state_path, "probe training state").get("extra", {})
-    for k, v in identity.items():
-        if extra.get(k) != v:
-            raise CompressLibError(
-                f"{state_path} belongs to another evaluation ({k} differs); use a fresh --out folder or delete it"
-            )
+    check_same_settings({k: extra.get(k) for k in identity}, identity, f"{state_path} belongs to another evaluation",
+                        "use a fresh --out folder or delete it")
 
 
 def tune_probe(task: str, upstream: Upstream, data_dir, candidates: list[ProbeHParams], cache_dir, seed: int = 0,
