@@ -251,7 +251,8 @@ def teacher_reference(teacher_path, feats, targets, preset: str, seed: int = 0) 
     """The teacher measured exactly like every point of a trajectory: its pretraining loss and accuracy on the
     same fixed evaluation batches, and its structure (parameters, MACs per second, ...)."""
     from compress_lib.compression import compress_settings
-    from compress_lib.compression.common import CompressionContext, load_teacher, structure
+    from compress_lib.compression.context import CompressionContext, load_teacher
+    from compress_lib.compression.surgery import structure
     from compress_lib.pretrain import pretrain_settings
 
     teacher, masks = load_teacher(teacher_path)

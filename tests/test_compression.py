@@ -7,7 +7,8 @@ import torch
 
 from compress_lib.checkpoint import load_checkpoint, save_checkpoint
 from compress_lib.compression.combined import split_evenly
-from compress_lib.compression.common import EmaConvergence, head_feature_index, slice_linear
+from compress_lib.compression.context import EmaConvergence
+from compress_lib.compression.surgery import head_feature_index, slice_linear
 from compress_lib.compression.distill import distillation_loss, make_student
 from compress_lib.compression.ffn import ffn_totals, ffn_unit_scores, prune_ffn, select_units
 from compress_lib.compression.heads import (

@@ -221,7 +221,7 @@ def test_cli_on_the_smoke_corpus(method, smoke_corpus, smoke_teacher, tmp_path, 
 
 
 def test_compressing_on_other_data_than_the_teacher_was_pretrained_on_warns(capsys):
-    from compress_lib.compression.common import warn_if_other_data
+    from compress_lib.compression.context import warn_if_other_data
 
     warn_if_other_data("t.pt", {"run": {"data": "abc"}}, "abc")
     warn_if_other_data("t.pt", {}, "abc")  # a teacher without a recorded pretraining run: nothing to compare

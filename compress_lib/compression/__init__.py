@@ -1,5 +1,5 @@
 """The compression methods of the study, each a small module: score -> select -> apply, and a `run_<method>`
-driver that produces a resumable trajectory of checkpoints (see `common.py` for the folder layout).
+driver that produces a resumable trajectory of checkpoints (see `trajectory.py` for the folder layout).
 
     weight    global magnitude pruning with masks along the paper's density schedule      weight.py
     heads     gradient-scored attention-head pruning, heads removed physically             heads.py
@@ -7,10 +7,14 @@ driver that produces a resumable trajectory of checkpoints (see `common.py` for 
     distill   2- and 6-layer students trained on the teacher's cluster distributions       distill.py
     truncate  the teacher's first 2 / 6 layers, untrained (baselines)                      truncate.py
     combined  distil to 6 layers, prune heads to half, prune the FFN to 1/6                 combined.py
+
+What they share: `context.py` (the teacher, data and settings of a run, fine-tuning, `open_run`), `surgery.py`
+(slicing layers, masks, a model's structure and size), `trajectory.py` (stages, points on disk, resuming).
 """
 
 from compress_lib.compression.combined import run_combined
-from compress_lib.compression.common import TRAJECTORY_FILE, slice_linear
+from compress_lib.compression.surgery import slice_linear
+from compress_lib.compression.trajectory import TRAJECTORY_FILE
 from compress_lib.compression.distill import run_distill
 from compress_lib.compression.ffn import run_ffn
 from compress_lib.compression.heads import run_heads

@@ -10,9 +10,9 @@ the same"). The density of a point is the parameter count of its Transformer lay
 
 from __future__ import annotations
 
-from compress_lib.compression.common import (
-    Stage, holds_out_dir, layer_parameters, load_teacher, no_training, open_run, run_trajectory, unfrozen_copy,
-)
+from compress_lib.compression.context import holds_out_dir, load_teacher, no_training, open_run
+from compress_lib.compression.surgery import layer_parameters, unfrozen_copy
+from compress_lib.compression.trajectory import Stage, run_trajectory
 from compress_lib.compression.distill import distillation_stage, eval_distillation_loss, student_config
 from compress_lib.compression.ffn import ffn_pruning_stage
 from compress_lib.compression.heads import head_pruning_stage

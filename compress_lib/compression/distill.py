@@ -15,9 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from compress_lib.compression.common import (
-    CompressionContext, Stage, holds_out_dir, open_run, run_trajectory,
-)
+from compress_lib.compression.context import CompressionContext, holds_out_dir, open_run
+from compress_lib.compression.trajectory import Stage, run_trajectory
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.errors import CompressLibError
 from compress_lib.model import MelHuBERT

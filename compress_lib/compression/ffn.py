@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from compress_lib.compression.common import (
-    CompressionContext, Stage, holds_out_dir, open_run, run_pruning_trajectory, slice_linear, unfrozen_copy,
-)
+from compress_lib.compression.context import CompressionContext, holds_out_dir, open_run, run_pruning_trajectory
+from compress_lib.compression.surgery import slice_linear, unfrozen_copy
+from compress_lib.compression.trajectory import Stage
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.model import MelHuBERT
 

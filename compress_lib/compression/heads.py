@@ -18,10 +18,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from compress_lib.compression.common import (
-    CompressionContext, Stage, head_feature_index, holds_out_dir, open_run, run_pruning_trajectory, slice_linear,
-    unfrozen_copy,
-)
+from compress_lib.compression.context import CompressionContext, holds_out_dir, open_run, run_pruning_trajectory
+from compress_lib.compression.surgery import head_feature_index, slice_linear, unfrozen_copy
+from compress_lib.compression.trajectory import Stage
 from compress_lib.config import MelHuBERTConfig
 from compress_lib.model import MelHuBERT
 from compress_lib.objective import collate, masked_prediction_loss

@@ -7,7 +7,8 @@ density is k / the teacher's depth, as for the distilled students it is compared
 
 from __future__ import annotations
 
-from compress_lib.compression.common import Stage, holds_out_dir, no_training, open_run, run_trajectory
+from compress_lib.compression.context import holds_out_dir, no_training, open_run
+from compress_lib.compression.trajectory import Stage, run_trajectory
 from compress_lib.compression.distill import DENSITY_OF, _check_depths, depth_point
 from compress_lib.model import MelHuBERT
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from compress_lib.compression.common import (
-    EmaConvergence, Stage, apply_masks, check_target, copy_previous, densities_until, holds_out_dir, no_training,
-    open_run, pruning_point, run_trajectory, unfrozen_copy,
+from compress_lib.compression.context import (
+    EmaConvergence, check_target, densities_until, holds_out_dir, no_training, open_run, pruning_point,
 )
+from compress_lib.compression.surgery import apply_masks, unfrozen_copy
+from compress_lib.compression.trajectory import Stage, copy_previous, run_trajectory
 from compress_lib.model import MelHuBERT
 
 PRUNABLE_MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "fc1", "fc2")

@@ -306,7 +306,7 @@ def _layers_name(name: str, layers: int, own_layers: int) -> str:
 def _existing(path: str) -> Path:
     """The checkpoint file at `path`; a missing or damaged trajectory point is an error naming the command that
     rebuilds it."""
-    from compress_lib.compression.common import check_trajectory_point
+    from compress_lib.compression.trajectory import check_trajectory_point
 
     p = Path(path)
     check_trajectory_point(p)

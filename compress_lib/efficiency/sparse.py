@@ -25,7 +25,7 @@ import warnings
 import torch
 from torch import nn
 
-from compress_lib.compression.common import apply_masks as zero_masked
+from compress_lib.compression.surgery import apply_masks as zero_masked
 from compress_lib.compression.weight import magnitude_scores, select_global
 from compress_lib.efficiency.closed_form import closed_form_macs
 from compress_lib.efficiency.inputs import example_inputs
