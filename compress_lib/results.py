@@ -180,3 +180,9 @@ def _locked(path: Path):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def write_table(table, path) -> Path:
+    """Write a results table (a pandas DataFrame) as CSV without its index, atomically (a crash never leaves half
+    a file)."""
+    return write_text_atomic(path, table.to_csv(index=False))

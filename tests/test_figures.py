@@ -9,8 +9,8 @@ import pytest
 from compress_lib import figure_style
 from compress_lib.figures import cost_figure, is_variant, quality_figure, variant_of
 from compress_lib.results import summary_frame
-from compress_lib.study import cost_figure as trajectory_cost_figure
-from compress_lib.study import loss_density_figure
+from compress_lib.trajectory_results import cost_figure as trajectory_cost_figure
+from compress_lib.trajectory_results import loss_density_figure
 
 
 def table() -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""compress_lib.study: what the compression notebooks share (parameters, folders, trajectory tables, figures).
+"""compress_lib.study and compress_lib.trajectory_results: what the notebooks share (parameters, folders,
+teachers; trajectory tables and figures).
 
 The notebooks themselves run end to end at the smoke preset in tests/test_book_study.py."""
 
@@ -10,7 +11,7 @@ import pytest
 from conftest import make_synthetic_teacher
 import torch
 
-from compress_lib import study
+from compress_lib import results, study, trajectory_results
 from compress_lib.checkpoint import save_checkpoint
 from compress_lib.compression import RUNNERS
 from compress_lib.config import config_for_preset
@@ -111,7 +112,7 @@ def test_tables_of_a_trajectory(teacher_and_data, tmp_path):
     path, feats, targets = teacher_and_data
     out = tmp_path / "work" / "weight-20ms"
     points = RUNNERS["weight"](path, feats, targets, out, preset="smoke", progress=False)
-    table = study.trajectory_table(out, tmp_path / "work")
+    table = trajectory_results.trajectory_table(out, tmp_path / "work")
     assert len(table) == len(points) and table["point"].tolist() == list(range(len(points)))
     assert table["checkpoint"].tolist() == [f"weight-20ms/points/{k}/model.pt" for k in range(len(points))]
     assert all((tmp_path / "work" / c).is_file() for c in table["checkpoint"])
@@ -122,22 +123,22 @@ def test_tables_of_a_trajectory(teacher_and_data, tmp_path):
     reference = study.teacher_reference(path, feats, targets, "smoke", seed=0)
     assert reference["pretrain_loss"] == pytest.approx(points[0]["pretrain_loss"], abs=1e-6)  # same batches
 
-    log = study.training_log(out)
+    log = trajectory_results.training_log(out)
     assert set(log["point"]) == {p["index"] for p in points if p["stage_steps"]}
     ends = log.groupby("point")["total_step"].max().tolist()
     assert ends == [p["steps"] for p in points if p["stage_steps"]]  # steps counted along the trajectory
 
-    fig = study.loss_density_figure(table, "t", references={"teacher 20 ms": reference["pretrain_loss"]})
+    fig = trajectory_results.loss_density_figure(table, "t", references={"teacher 20 ms": reference["pretrain_loss"]})
     assert len(fig.data) == 1 and fig.data[0].name == "weight pruning, 20 ms"
     assert list(fig.data[0].y) == table["pretrain_loss"].tolist()
     assert "MACs per second" in fig.data[0].hovertemplate and fig.layout.xaxis.autorange == "reversed"
-    two = study.loss_density_figure(table.assign(variant="a"), "t")
+    two = trajectory_results.loss_density_figure(table.assign(variant="a"), "t")
     assert two.data[0].name == "a, 20 ms"
 
-    written = study.write_table(table, tmp_path / "out" / "weight.csv")
+    written = results.write_table(table, tmp_path / "out" / "weight.csv")
     assert written.read_text().splitlines()[0].startswith("method,frame_ms,point,stage,density,loss")
 
 
 def test_a_missing_trajectory_says_how_to_make_it(tmp_path):
     with pytest.raises(CompressLibError, match="holds no trajectory"):
-        study.trajectory_table(tmp_path)
+        trajectory_results.trajectory_table(tmp_path)
