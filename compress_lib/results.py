@@ -1,7 +1,10 @@
 """The study's results table: `data/results/<preset>/summary.csv`, one row per evaluated model.
 
-Rows are keyed by (model, frame_ms). Each step of the study fills its own columns: pretraining or compression
-the loss, profiling the efficiency columns, `evaluate pr` the PER, `evaluate sid` the accuracy. Updating a row
+Rows are keyed by (model, frame_ms). Each column has one writer in the study (`COLUMN_WRITERS`): the downstream
+notebook (08) writes a model's row (identity, size, pretraining loss, PER, SID accuracy) and the efficiency
+notebook (09) alone its real-time factor, from one interleaved timing pass over every model. Outside the study,
+`compress-lib evaluate` writes the same cells for the one model it evaluates, its real-time factor included
+(timed on its own; `--no-profile` leaves the size and time out). Updating a row
 merges the given values into it (a value of None leaves the cell as it is); the file is rewritten atomically
 under a lock, so concurrent evaluations never lose each other's cells. `drop_summary_rows` removes the rows an
 earlier run left behind that the current one no longer evaluates; `summary_frame` gives the table as a DataFrame
@@ -42,6 +45,15 @@ SUMMARY_COLUMNS = (
     "per", "sid_accuracy", "pretrain_loss",
 )  # fmt: skip
 KEY_COLUMNS = ("model", "frame_ms")
+# column -> the step of the study that writes it (the deployment notebook, 14, keeps its own table)
+COLUMN_WRITERS = {
+    **dict.fromkeys(("model", "method", "density", "frame_ms"), "08_downstream"),
+    **dict.fromkeys(("params", "nonzero_params", "macs_per_second"), "08_downstream (model sizes)"),
+    "real_time_factor": "09_efficiency (one interleaved timing pass)",
+    "per": "08_downstream (phone recognition probe)",
+    "sid_accuracy": "08_downstream (speaker-ID probe)",
+    "pretrain_loss": "08_downstream (from the trajectory of notebooks 02-07)",
+}
 NUMERIC_COLUMNS = tuple(c for c in SUMMARY_COLUMNS if c not in ("model", "method"))
 
 

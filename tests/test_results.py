@@ -108,3 +108,20 @@ def test_a_table_that_is_not_a_summary_is_never_rewritten(tmp_path):
     with pytest.raises(CompressLibError, match="is not a compress_lib summary .* move it aside"):
         update_summary(junk, {"model": "dense", "frame_ms": 20, "per": 30.0})
     assert junk.read_text() == "my,own\nnotes,here\n"
+
+
+def test_every_column_has_one_writer_and_only_the_timing_pass_writes_real_time_factors(tmp_path):
+    from conftest import make_synthetic_teacher
+
+    from compress_lib.downstream import load_upstream, summary_row
+    from compress_lib.results import COLUMN_WRITERS
+
+    assert tuple(COLUMN_WRITERS) == SUMMARY_COLUMNS
+    assert [c for c, writer in COLUMN_WRITERS.items() if writer.startswith("09")] == ["real_time_factor"]
+    upstream = load_upstream(str(make_synthetic_teacher(tmp_path, 2)[0]), name="dense")
+    result = {"task": "pr", "test": 41.0}
+    study_row = summary_row(upstream, result)  # what the downstream notebook writes
+    assert study_row["per"] == 41.0 and study_row["params"] > 0 and study_row["macs_per_second"] > 0
+    assert "real_time_factor" not in study_row
+    assert summary_row(upstream, result, timed=True)["real_time_factor"] > 0  # `compress-lib evaluate` of one model
+    assert set(summary_row(upstream, result, counts=False)) == {"model", "method", "frame_ms", "per", "density"}

@@ -79,7 +79,7 @@ def run(args) -> int:
     where = ""
     if not args.no_summary:
         path = summary_path(args.preset, args.results_dir)
-        update_summary(path, summary_row(upstream, result, profile=not args.no_profile))
+        update_summary(path, summary_row(upstream, result, timed=not args.no_profile))
         where = f"; row {upstream.name!r} in {path}"
     metric = "PER" if args.task == "pr" else "accuracy"
     print(f"{args.task} {upstream.name} ({upstream.frame_ms} ms): test {metric} {result['test']:.2f}% "

@@ -37,6 +37,7 @@ from compress_lib.downstream.probes import (
     phone_error_rate,
 )
 from compress_lib.downstream.upstream import DEFAULT_CACHE_GB, HiddenStates, Upstream, hidden_states_for_split
+from compress_lib.efficiency import count_parameters, macs_per_second, profile_model
 from compress_lib.errors import CompressLibError, check_choice, check_same_settings
 from compress_lib.files import write_text_atomic
 from compress_lib.locking import folder_lock
@@ -413,8 +414,12 @@ def tune_probe(task: str, upstream: Upstream, data_dir, candidates: list[ProbeHP
 # ---------------------------------------------------------------------------------------------------------
 # The results-table row of an evaluation
 # ---------------------------------------------------------------------------------------------------------
-def summary_row(upstream: Upstream, result: dict, profile: bool = True) -> dict:
-    """The summary.csv cells an evaluation fills: identity, density, efficiency (measured), its metric."""
+def summary_row(upstream: Upstream, result: dict, counts: bool = True, timed: bool = False) -> dict:
+    """The summary.csv cells an evaluation fills: identity, density, its metric, and with `counts` the model's
+    size (parameters, non-zero parameters, MACs per second: properties of the model, the same whoever counts).
+    `timed` also measures its real-time factor: the command line's `evaluate` of a single model does; in the
+    study the efficiency notebook (09) alone times the models, all in one interleaved pass (`compress_lib.results`
+    says which step writes which column)."""
     row = {"model": upstream.name, "method": upstream.method, "frame_ms": upstream.frame_ms,
            METRIC[result["task"]]: round(result["test"], 4)}
     if upstream.method in ("dense", "random-init"):
@@ -423,23 +428,25 @@ def summary_row(upstream: Upstream, result: dict, profile: bool = True) -> dict:
         row["density"] = float(upstream.meta["density"])
     if upstream.method != "random-init" and upstream.meta.get("pretrain_loss") is not None:
         row["pretrain_loss"] = float(upstream.meta["pretrain_loss"])
-    if profile:
-        row.update(efficiency_columns(upstream))
+    if counts or timed:
+        row.update(efficiency_columns(upstream, timed))
     return row
 
 
-def efficiency_columns(upstream: Upstream) -> dict:
-    """params / nonzero_params / macs_per_second / real_time_factor of the upstream, measured by
-    `compress_lib.efficiency.profile_model` (masks honoured, truncation applied); the log-Mel baseline has no
+def efficiency_columns(upstream: Upstream, timed: bool = False) -> dict:
+    """params / nonzero_params / macs_per_second of the upstream (masks honoured, truncation applied), and with
+    `timed` its real_time_factor (`compress_lib.efficiency.profile_model`); the log-Mel baseline has no
     parameters (and its feature cost is not a model's)."""
     if upstream.method == "fbank":
         return {"params": 0, "nonzero_params": 0}
     if upstream.method == "int8":  # an ONNX Runtime session: its cost is the deployment notebook's (14) to measure
         return {}
-    from compress_lib.efficiency import profile_model
-
-    stats = profile_model(upstream.model, masks=upstream.masks, num_layers=upstream.num_layers)
-    return {k: stats[k] for k in ("params", "nonzero_params", "macs_per_second", "real_time_factor")}
+    if timed:
+        stats = profile_model(upstream.model, masks=upstream.masks, num_layers=upstream.num_layers)
+        return {k: stats[k] for k in ("params", "nonzero_params", "macs_per_second", "real_time_factor")}
+    sizes = count_parameters(upstream.model, upstream.masks, upstream.num_layers)
+    return {"params": sizes["params"], "nonzero_params": sizes["nonzero"],
+            "macs_per_second": macs_per_second(upstream.model, upstream.masks, upstream.num_layers)}
 
 
 # ---------------------------------------------------------------------------------------------------------
