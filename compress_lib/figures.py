@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from compress_lib import figure_style
+from compress_lib.findings import method_rate_order
+from compress_lib.prior_work import CITED
 
 METRIC_LABELS = {"per": "PER (%)", "sid_accuracy": "SID accuracy (%)"}
 REFERENCES = ("dense", "random-init", "fbank")  # drawn as horizontal lines, not as trajectories
@@ -233,4 +236,95 @@ def runtime_figure(table: pd.DataFrame, x: str, x_title: str, title: str = "", l
     fig.update_yaxes(title_text="runtime / dense model's in eager PyTorch", row=1, col=1, rangemode="tozero")
     fig.update_layout(title=title, height=520, template="plotly_white", margin=dict(l=70, r=20, t=80, b=40))
     figure_style.legend_below(fig, y=-0.22)
+    return fig
+
+
+# -- notebook 10: the published models -------------------------------------------------------------------------
+FIGURE4_AXES = {  # column of the measure -> axis title
+    "macs_per_second": "MACs per second of speech",
+    "params": "parameters (inference path)",
+    "real_time_factor": "real-time factor (CPU)",
+}
+
+
+def prior_hover(row: pd.Series, metric: str, label: str) -> str:
+    return (f"<b>{row['model']}</b><br>{label}: {row['published_' + metric]:.2f} % ({CITED})"
+            f"<br>measured: {row['params'] / 1e6:.2f} M parameters, {row['macs_per_second'] / 1e9:.3f} GMACs/s, "
+            f"RTF {row['real_time_factor']:.4f} (CPU), {row['operator_calls']} operator calls"
+            f"<br>layers: {row['layers']}, published parameters: {row['published_params'] / 1e6:.2f} M")
+
+
+def our_hover(row: pd.Series, metric: str, label: str, preset: str) -> str:
+    rtf = f"RTF {row['real_time_factor']:.4f}" if pd.notna(row["real_time_factor"]) else "RTF not measured"
+    return (f"<b>{row['model']}</b> ({row['method']}, {row['frame_ms']:.0f} ms)<br>{label}: {row[metric]:.2f} % "
+            f"(measured by us on the stand-in corpus, {preset} preset; 08_downstream)"
+            f"<br>{row['params_shown'] / 1e6:.3f} M parameters, {row['macs_per_second'] / 1e9:.4f} GMACs/s, {rtf}"
+            f"<br>density {row['density']:.3f}")
+
+
+def figure4(prior: pd.DataFrame, ours: pd.DataFrame, references: pd.DataFrame, metric: str = "per",
+            label: str = "PER", preset: str = "study") -> go.Figure:
+    """The paper's Figure 4, three panels stacked: the published `metric` (cited) of each prior-work model against
+    our measurements of it (MACs, parameters, real-time factor; `prior`: rows of notebook 10's table); our
+    evaluated models (`ours`, summary rows with `params_shown`) as further points; the paper-size MelHuBERT and
+    its truncations (`references`) as dashed vertical lines."""
+    fig = make_subplots(rows=len(FIGURE4_AXES), cols=1, subplot_titles=list(FIGURE4_AXES.values()), vertical_spacing=0.11)
+    ours_x = {"macs_per_second": "macs_per_second", "params": "params_shown", "real_time_factor": "real_time_factor"}
+    values = pd.concat([prior["published_" + metric], ours[metric]]).dropna()
+    pad = 0.05 * (values.max() - values.min()) + 0.5
+    y_span = [values.min() - pad, values.max() + pad]  # the reference lines' extent
+    step = (y_span[1] - y_span[0]) / 15  # the reference labels are staggered by this much
+    for col, key in enumerate(FIGURE4_AXES, start=1):
+        panel = prior.sort_values(key)  # labels alternate above and below the points, left to right
+        fig.add_scatter(
+            x=panel[key], y=panel["published_" + metric], mode="markers+text", text=panel["model"],
+            textposition=["top center", "bottom center"] * len(panel), textfont=dict(size=10),
+            marker=figure_style.marker("zoo", size=11),
+            name=f"published models ({label} cited)", legendgroup="prior", showlegend=col == 1,
+            hovertext=[prior_hover(r, metric, label) for _, r in panel.iterrows()],
+            hovertemplate="%{hovertext}<extra></extra>", row=col, col=1,
+        )
+        shown = ours.dropna(subset=[ours_x[key], metric])
+        for method, rate in method_rate_order({r: shown[shown["frame_ms"] == r] for r in sorted(
+                set(shown["frame_ms"]), reverse=True)}):
+            rows_ = shown[(shown["method"] == method) & (shown["frame_ms"] == rate)]
+            fig.add_scatter(
+                x=rows_[ours_x[key]], y=rows_[metric], mode="markers", name=f"ours: {figure_style.label(method, rate)}",
+                legendgroup=f"{method}{rate}", showlegend=col == 1, marker=figure_style.marker(method, rate, size=8),
+                hovertext=[our_hover(r, metric, label, preset) for _, r in rows_.iterrows()],
+                hovertemplate="%{hovertext}<extra></extra>", row=col, col=1,
+            )
+        for i, (_, ref) in enumerate(references.iterrows()):  # a vertical line where each reference model sits
+            short = ref["model"].replace(" (paper size)", "").replace("MelHuBERT-", "Mel-")
+            fig.add_scatter(
+                x=[ref[key]] * 2, y=[y_span[0], y_span[1] - i * step], mode="lines+text", text=["", short],
+                textposition="top center", textfont=dict(size=9, color="grey"),
+                line=dict(dash="dash", color="grey", width=1), name=f"MelHuBERT, paper size (no {label})",
+                legendgroup="reference", showlegend=col == 1 and i == 0,
+                hovertemplate=f"{ref['model']}<br>{FIGURE4_AXES[key]}: {ref[key]:,.4g} (measured; no {label})<extra></extra>",
+                row=col, col=1,
+            )
+        xs = pd.concat([prior[key], ours[ours_x[key]], references[key]]).dropna()
+        xs = np.log10(xs[xs > 0].astype(float))
+        fig.update_xaxes(type="log", range=[xs.min() - 0.12, xs.max() + 0.12], row=col, col=1)
+        fig.update_yaxes(title_text=f"{label} (%)", row=col, col=1)
+    fig.update_layout(title=f"{label} against MACs, parameters and real-time factor (the paper's Figure 4)",
+                      height=1150, margin=dict(l=60, r=20, t=70, b=40), template="plotly_white")
+    figure_style.legend_below(fig, y=-0.06)
+    return fig
+
+
+def mac_parts_figure(t: pd.DataFrame) -> go.Figure:
+    """Stacked bars: MACs per second of each model by part; hover gives the share of the total."""
+    parts = {
+        "wav CNN": t["cnn_macs_per_second"],
+        "rest of the front-end": t["front_end_macs_per_second"] - t["cnn_macs_per_second"],
+        "attention": t["attention_macs_per_second"], "feed-forward": t["ffn_macs_per_second"],
+    }
+    fig = go.Figure()
+    for part, values in parts.items():
+        fig.add_bar(x=t["model"], y=values, name=part, customdata=values / t["macs_per_second"],
+                    hovertemplate="%{x}<br>" + part + ": %{y:,} MACs/s (%{customdata:.1%})<extra></extra>")
+    fig.update_layout(barmode="stack", title="MACs per second of speech, by part", yaxis_title="MACs per second",
+                      height=460, legend_title="part", margin=dict(l=60, r=20, t=60, b=120))
     return fig

@@ -2,6 +2,7 @@
 
     count_parameters(model, masks=None, num_layers=None) -> dict      total / params / nonzero / per component
     macs_per_second(model, masks=None, num_layers=None) -> int        ptflops (aten), attention included
+    macs_by_part(model, num_layers=None) -> {cnn, attention, ffn}     where a 1-second forward's MACs go
     real_time_factor(model, seconds=10, batch=1, device="cpu", repeats=5, num_layers=None) -> dict
     interleaved_real_time_factors([(model, num_layers), ...], seconds=10, repeats=10) -> [dict]  taking turns
     operator_calls(model, seconds=1, batch=1, device="cpu", num_layers=None) -> int
@@ -29,7 +30,7 @@ from compress_lib.efficiency.closed_form import (
     closed_form_macs_per_second,
     closed_form_num_params,
 )
-from compress_lib.efficiency.macs import COUNTING_CONVENTION, count_macs, macs_per_second
+from compress_lib.efficiency.macs import COUNTING_CONVENTION, count_macs, macs_by_part, macs_per_second
 from compress_lib.efficiency.ops import operator_call_counts, operator_calls
 from compress_lib.efficiency.params import component_of, count_parameters
 from compress_lib.efficiency.profile import profile_model
@@ -52,6 +53,7 @@ __all__ = [
     "count_parameters",
     "interleaved_real_time_factors",
     "log_mel_features",
+    "macs_by_part",
     "macs_per_second",
     "operator_call_counts",
     "operator_calls",

@@ -22,6 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from compress_lib.efficiency.inputs import example_inputs, model_device
 from compress_lib.efficiency.params import check_masks
+from compress_lib.zoo import WavEncoder
 
 COUNTING_CONVENTION = """\
 MACs (multiply-accumulates) per second of speech = the MACs of one forward pass on a 1-second input (batch 1),
@@ -106,3 +107,40 @@ def macs_per_second(model, masks: dict | None = None, num_layers: int | None = N
     inputs = example_inputs(model, seconds, batch=1, num_layers=num_layers, device=model_device(model))
     return round(count_macs(model, inputs, masks) / seconds)
 
+
+
+class _Replay(torch.nn.Module):
+    """One recorded call of `module`, replayed by `forward()` (so that `count_macs` counts that call alone)."""
+
+    def __init__(self, module: torch.nn.Module, args: tuple, kwargs: dict):
+        super().__init__()
+        self.module, self.args, self.kwargs = module, args, kwargs
+
+    def forward(self):
+        return self.module(*self.args, **self.kwargs)
+
+
+def macs_by_part(model: torch.nn.Module, num_layers: int | None = None) -> dict[str, int]:
+    """MACs of a 1-second forward spent in the wav CNN (zoo models; 0 for MelHuBERT), the attention blocks and the
+    feed-forward layers. The forward is recorded once (every call of those modules with its inputs), then each call
+    is replayed alone under the same counter as `count_macs`; what runs before the first layer is the rest
+    (`macs_per_second(model, num_layers=0)`), so front end + attention + feed-forward = `macs_per_second`."""
+    parts = {"cnn": [model.feature_extractor] if isinstance(model, WavEncoder) else [],
+             "attention": [layer.self_attn for layer in model.layers],
+             "ffn": [m for layer in model.layers for m in (layer.fc1, layer.fc2)]}
+    calls = []  # (part, module, args, kwargs) of every call, in order
+
+    def recorder(part):
+        return lambda module, args, kwargs: calls.append((part, module, args, kwargs))
+
+    hooks = [m.register_forward_pre_hook(recorder(part), with_kwargs=True) for part, ms in parts.items() for m in ms]
+    try:
+        with torch.no_grad():
+            model(**example_inputs(model, 1.0, num_layers=num_layers))
+    finally:
+        for h in hooks:
+            h.remove()
+    macs = dict.fromkeys(parts, 0)
+    for part, module, args, kwargs in calls:
+        macs[part] += count_macs(_Replay(module, args, kwargs), {})
+    return macs
