@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from compress_lib import figure_style
+from compress_lib.efficiency import CATEGORIES
 from compress_lib.findings import method_rate_order
 from compress_lib.prior_work import CITED
 
@@ -327,4 +328,73 @@ def mac_parts_figure(t: pd.DataFrame) -> go.Figure:
                     hovertemplate="%{x}<br>" + part + ": %{y:,} MACs/s (%{customdata:.1%})<extra></extra>")
     fig.update_layout(barmode="stack", title="MACs per second of speech, by part", yaxis_title="MACs per second",
                       height=460, legend_title="part", margin=dict(l=60, r=20, t=60, b=120))
+    return fig
+
+
+# -- notebook 12: sparse kernels and the runtime breakdown -----------------------------------------------------
+# model size -> colour of its sparse-kernel curve (the frame rate is the dash, as elsewhere)
+SIZE_COLOURS = {"smoke": "#444444", "lab": "#444444", "study": "#000000", "paper": "#0072B2"}
+
+
+def crossover_figure(kernels: pd.DataFrame, crossover: pd.DataFrame) -> go.Figure:
+    """Notebook 12: sparse time / dense time against density per model size and frame rate (log y), each
+    crossover density starred."""
+    fig = go.Figure()
+    for (size, rate), group in kernels.groupby(["size", "frame_ms"], sort=False):
+        group = group.sort_values("density")
+        colour = SIZE_COLOURS.get(size, "#444444")
+        fig.add_scatter(
+            x=group["density"], y=group["ratio"], mode="lines+markers", name=f"{size} size, {rate} ms",
+            line=dict(color=colour, dash=figure_style.FRAME_RATE_DASH.get(int(rate), "solid"), width=1.5),
+            marker=dict(color=colour, size=figure_style.MARKER_SIZE,
+                        symbol="circle-open" if int(rate) in figure_style.OPEN_RATES else "circle"),
+            legendgroup=f"{size}{rate}", customdata=group[["kept", "dense_s", "sparse_s"]].to_numpy() * [1, 1e3, 1e3],
+            hovertemplate=(f"{size} size, {rate} ms<br>density %{{x:.3g}} (kept %{{customdata[0]:.3f}})"
+                           "<br>sparse / dense: %{y:.3f}<br>dense %{customdata[1]:.3f} ms, sparse "
+                           "%{customdata[2]:.3f} ms<extra></extra>"))
+    marked = crossover.dropna(subset=["crossover_density"])
+    for row in marked.itertuples():
+        fig.add_scatter(x=[row.crossover_density], y=[1.0], mode="markers", legendgroup=f"{row.size}{row.frame_ms}",
+                        marker=dict(symbol="star", size=15, color=SIZE_COLOURS.get(row.size, "#444444"),
+                                    line=dict(color="white", width=1)),
+                        name=f"crossover, {row.size} size, {row.frame_ms} ms", showlegend=False,
+                        hovertemplate=(f"{row.size} size, {row.frame_ms} ms: the sparse kernel wins below density "
+                                       f"{row.crossover_density:.3f}<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color=figure_style.REFERENCE_COLOUR, dash="dash", width=1))
+    fig.add_annotation(text="same time: below, the sparse kernel is faster", x=0.01, xref="paper", y=0, yref="y",
+                       yanchor="top", xanchor="left", showarrow=False, font=dict(color="#666666"))  # log axis: log10(1)
+    fig.update_xaxes(title_text="density (fraction of weights kept)", autorange="reversed")
+    fig.update_yaxes(title_text="sparse time / dense time (log scale)", type="log")
+    fig.update_layout(title="CSR against dense kernels: the six linear layers of one Transformer layer (CPU)",
+                      height=500, template="plotly_white", margin=dict(l=70, r=20, t=60, b=40))
+    figure_style.legend_below(fig, y=-0.18)
+    return fig
+
+
+CATEGORY_COLOURS = dict(zip(CATEGORIES, ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#BBBBBB")))  # Okabe-Ito
+
+
+def breakdown_figure(breakdown: pd.DataFrame, title: str, preset: str) -> go.Figure:
+    """Top: the share of each category, every model; bottom: the milliseconds, the models of this preset's size
+    (a paper-size reference would dwarf them)."""
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.2,
+                        subplot_titles=["share of operator time",
+                                        f"operator time per forward pass (ms), {preset}-size models"])
+    own_size = breakdown[breakdown["method"] != "dense, paper size"]
+    for category in CATEGORIES:
+        for row, table, key, scale, fmt in ((1, breakdown, "share", 1, ".1%"), (2, own_size, "cpu_time_us", 1e-3,
+                                                                                   ".3f")):
+            part = table[table["category"] == category]
+            values = part[key] * scale
+            fig.add_bar(x=part["model"], y=values, name=category, legendgroup=category, showlegend=row == 1,
+                        marker_color=CATEGORY_COLOURS[category], customdata=part[["calls", "nested_calls"]].to_numpy(),
+                        hovertemplate=("%{x}<br>" + category + f": %{{y:{fmt}}}<br>%{{customdata[0]:.0f}} calls "
+                                       "per forward (%{customdata[1]:.0f} with nested operators)<extra></extra>"),
+                        row=row, col=1)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="ms", row=2, col=1)
+    fig.update_xaxes(tickangle=-30)
+    fig.update_layout(barmode="stack", title=title, height=820, template="plotly_white",
+                      margin=dict(l=70, r=20, t=80, b=40))
+    figure_style.legend_below(fig, y=-0.16)
     return fig
