@@ -215,8 +215,8 @@ def parse_layers(value) -> list[int]:
 def sparsest_point(table: pd.DataFrame, frame_ms: int, method: str | None = None,
                    variant: str | None = None) -> pd.Series:
     """The row of a trajectory table (`compress_lib.trajectory_results.trajectory_table`) with the lowest density
-    at `frame_ms`,
-    among the rows of `method` and `variant` when given (ties: the later point). Raises if there is none."""
+    at `frame_ms`, among the rows of `method` and `variant` when given (ties: the later point). Raises if there is
+    none."""
     rows = table[table["frame_ms"].astype(int) == int(frame_ms)]
     if method is not None:
         rows = rows[rows["method"] == method]
