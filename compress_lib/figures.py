@@ -398,3 +398,41 @@ def breakdown_figure(breakdown: pd.DataFrame, title: str, preset: str) -> go.Fig
                       margin=dict(l=70, r=20, t=80, b=40))
     figure_style.legend_below(fig, y=-0.16)
     return fig
+
+
+# -- notebook 09: where the parameters sit, three measures of size ---------------------------------------------
+def parameter_figure(table: pd.DataFrame, title: str) -> go.Figure:
+    """Notebook 09: stacked bars, parameters per place (front-end, each layer, head), one colour per component."""
+    fig = go.Figure()
+    for component, rows in table.groupby("component", sort=False):
+        fig.add_bar(
+            x=rows["where"], y=rows["parameters"], name=component,
+            hovertemplate="%{x}<br>" + component + ": %{y:,} parameters<extra></extra>",
+        )
+    fig.update_layout(barmode="stack", title=title, yaxis_title="parameters", legend_title="component",
+                      height=420, margin=dict(l=60, r=20, t=60, b=40))
+    return fig
+
+
+def efficiency_figure(table: pd.DataFrame, title: str) -> go.Figure:
+    """Three stacked panels (parameters, MACs per second, RTF), one bar per model; 10 ms bars hatched."""
+    measures = {"params": "parameters", "macs_per_second": "MACs per second of speech",
+                "real_time_factor": "real-time factor (CPU)"}
+    fig = make_subplots(rows=3, cols=1, subplot_titles=list(measures.values()), vertical_spacing=0.1)
+    for frame_rate_ms, rows_ in sorted(table.groupby("frame_ms"), reverse=True):
+        for row, (key, label) in enumerate(measures.items(), start=1):
+            fig.add_bar(
+                x=rows_["model"], y=rows_[key], name=f"{frame_rate_ms} ms", legendgroup=f"{frame_rate_ms} ms",
+                showlegend=row == 1, marker_color=figure_style.style("dense").colour,
+                marker_pattern_shape="/" if frame_rate_ms in figure_style.OPEN_RATES else "",
+                marker_pattern_fgcolor="white", marker_line=dict(color="black", width=1),
+                customdata=rows_[["layers", "params", "macs_per_second", "real_time_factor"]].values,
+                hovertemplate=("%{x}, " + f"{frame_rate_ms} ms" + "<br>layers: %{customdata[0]}"
+                               "<br>parameters: %{customdata[1]:,}<br>MACs/s: %{customdata[2]:,}"
+                               "<br>RTF: %{customdata[3]:.4f}<extra></extra>"),
+                row=row, col=1,
+            )
+    fig.update_layout(barmode="group", title=title, height=820, template="plotly_white",
+                      margin=dict(l=60, r=20, t=70, b=40))
+    figure_style.legend_below(fig, y=-0.12)
+    return fig

@@ -450,3 +450,25 @@ def rank_correlation(x, y) -> float:
     if len(x) < 3 or x.nunique() < 2 or y.nunique() < 2:
         return float("nan")
     return float(np.corrcoef(x.rank(), y.rank())[0, 1])
+
+
+COMPRESSED_METHODS = ("weight", "heads", "ffn", "distill", "truncate", "combined")
+
+
+def judged_models(summary: pd.DataFrame) -> pd.DataFrame:
+    """The compressed models of the table with a PR or SID result: what the verdicts judge (none: no verdicts)."""
+    has_result = summary[["per", "sid_accuracy"]].notna().any(axis=1)
+    return summary[summary["method"].isin(COMPRESSED_METHODS) & has_result]
+
+
+def study_verdicts(summary: pd.DataFrame) -> pd.DataFrame:
+    """`all_verdicts` at every frame rate of the table, in rate order."""
+    rates = sorted(int(r) for r in summary["frame_ms"].dropna().unique())
+    return pd.concat([all_verdicts(summary, rate) for rate in rates], ignore_index=True)
+
+
+def criteria_text() -> str:
+    """The tolerances the verdicts apply, in one line."""
+    return (f"criteria: PR kept while PER <= dense + {PER_TOLERANCE:g} points; SID kept while accuracy >= dense - "
+            f"{SID_TOLERANCE:g} points; real-time factors differ beyond {RTF_TOLERANCE:.0%}; densities match the "
+            f"paper's within {DENSITY_TOLERANCE:g}")
