@@ -60,7 +60,7 @@ from compress_lib.efficiency.sparse import (  # noqa: E402
     sparse_vs_dense,
 )
 from compress_lib.model import MelHuBERT  # noqa: E402
-from compress_lib.data.audio import SAMPLE_RATE  # noqa: E402
+from compress_lib.config import SAMPLE_RATE  # noqa: E402
 from compress_lib.zoo import ZOO, build_zoo_model  # noqa: E402
 
 

@@ -14,6 +14,7 @@ from compress_lib.errors import CompressLibError, check_choice
 
 FRAME_MS_CHOICES = (10, 20)
 MEL_BINS = 40  # Kaldi fbank bins; the 20 ms model stacks frame pairs into 2 * 40 = 80 dims
+SAMPLE_RATE = 16000  # Hz; every feature and model of the study assumes it
 
 
 @dataclass

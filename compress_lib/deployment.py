@@ -45,7 +45,7 @@ from compress_lib.downstream.evaluate import (
 from compress_lib.downstream.upstream import INT8_PREFIX, RANDOM_INIT_PREFIX, int8_key, load_upstream
 from compress_lib.efficiency.deploy import INT8_RUNTIME as INT8, RUNTIMES, model_bytes, runtime_real_time_factors
 from compress_lib.errors import CompressLibError, check_choice
-from compress_lib.notebook import resolve_path
+from compress_lib.files import resolve_path
 from compress_lib.verdicts import (
     METRIC,
     PER_TOLERANCE,

@@ -436,3 +436,43 @@ def efficiency_figure(table: pd.DataFrame, title: str) -> go.Figure:
                       margin=dict(l=60, r=20, t=70, b=40))
     figure_style.legend_below(fig, y=-0.12)
     return fig
+
+
+# -- notebook 01: the corpus ---------------------------------------------------------------------------------
+def phone_figure(table: pd.DataFrame, title: str) -> go.Figure:
+    """One bar per phone, most frequent first; hover shows the count and share."""
+    fig = go.Figure(go.Bar(
+        x=table["phone"], y=table["count"], customdata=table[["share"]].values,
+        hovertemplate="%{x}: %{y:,} labels (%{customdata[0]:.2%})<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title="phone (CMU, no stress)", yaxis_title="labels",
+                      height=400, margin=dict(l=60, r=20, t=60, b=40))
+    return fig
+
+
+def duration_figure(table: pd.DataFrame, title: str) -> go.Figure:
+    """Overlaid histograms (percent of each task's utterances) of utterance duration, 0.5 s bins."""
+    fig = go.Figure()
+    for task, rows in table.groupby("task", sort=False):
+        fig.add_histogram(
+            x=rows["seconds"], name=f"{task} ({len(rows)})", histnorm="percent", opacity=0.55,
+            xbins=dict(start=0, size=0.5),
+            hovertemplate=task + ": %{y:.1f}% of its utterances last %{x} s<extra></extra>",
+        )
+    fig.update_layout(barmode="overlay", title=title, xaxis_title="duration (s)",
+                      yaxis_title="share of the task's utterances (%)", legend_title="task (utterances)",
+                      height=400, margin=dict(l=60, r=20, t=60, b=40))
+    return fig
+
+
+def log_mel_figure(feats, title: str) -> go.Figure:
+    """Heatmap of a (T, 40) log-Mel: time (s) across, Mel bin up; hover shows the log energy."""
+    seconds = [round(0.01 * t, 2) for t in range(feats.shape[0])]
+    fig = go.Figure(go.Heatmap(
+        z=feats.T.numpy().round(1), x=seconds, y=list(range(feats.shape[1])), colorscale="Viridis",
+        colorbar=dict(title="log energy"),
+        hovertemplate="%{x:.2f} s, bin %{y}: %{z:.1f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title="Mel bin (low to high frequency)",
+                      height=420, margin=dict(l=60, r=20, t=110, b=40))
+    return fig

@@ -1,4 +1,9 @@
-"""Files written whole or not at all, and their hashes: the one place the package writes a file atomically.
+"""Paths of the project, files written whole or not at all, and their hashes (the one place the package writes a
+file atomically).
+
+A relative path is relative to the project root whatever directory the code runs in (papermill from the root,
+Jupyter from `notebooks/`, Binder from `data/results/<preset>/`): `resolve_path` makes it absolute, `display_path`
+writes one back relative to the root (results stay machine independent).
 
 Every result, checkpoint, cache entry and record goes through `atomic_path` (or the helpers built on it): the
 new content goes to a temporary file of its own beside the target (a unique name per writer, so processes that
@@ -68,3 +73,27 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+RESULTS_DIR = "data/results"  # relative to the project root: data/results/<preset>/<notebook>/
+
+
+def project_root() -> Path:
+    """The repository root (holds pyproject.toml) for a source checkout, else the current directory."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """An absolute path; a relative one is taken relative to the project root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """`path` relative to the project root when inside it (results stay machine independent), else absolute."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(project_root().resolve()))
+    except ValueError:
+        return str(p)

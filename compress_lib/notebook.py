@@ -10,6 +10,7 @@ directory the notebook runs in (papermill from the root, Jupyter from `notebooks
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass
@@ -17,32 +18,8 @@ from pathlib import Path
 
 from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.errors import CompressLibError, check_choice
-from compress_lib.files import write_text_atomic
+from compress_lib.files import RESULTS_DIR, display_path, resolve_path, write_text_atomic
 from compress_lib.presets import check_preset
-
-RESULTS_DIR = "data/results"  # relative to the project root: data/results/<preset>/<notebook>/
-
-
-def project_root() -> Path:
-    """The repository root (holds pyproject.toml) for a source checkout, else the current directory."""
-    root = Path(__file__).resolve().parents[1]
-    return root if (root / "pyproject.toml").is_file() else Path.cwd()
-
-
-def resolve_path(path: str | os.PathLike) -> Path:
-    """An absolute path; a relative one is taken relative to the project root."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project_root() / p
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """`path` relative to the project root when inside it (results stay machine independent), else absolute."""
-    p = Path(path).resolve()
-    try:
-        return str(p.relative_to(project_root().resolve()))
-    except ValueError:
-        return str(p)
-
 
 @dataclass(frozen=True)
 class RunParameters:
@@ -109,6 +86,36 @@ def check_injected_parameters(notebook: str) -> None:
                                f"{', '.join(declared)} (papermill -p NAME VALUE)")
 
 
+def check_number(name: str, value, minimum: float = 0, integer: bool = True, meaning: str = "",
+                 above: bool = False):
+    """A notebook parameter that must be a number (an integer when `integer`; True / False are neither) >= minimum
+    (> minimum when `above`): returned, or one CompressLibError naming it, e.g. "processes must be an integer >= 0
+    (0: the preset's), got 'two'"; `meaning` says what special values mean."""
+    kind = "an integer" if integer else "a number"
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float)) and math.isfinite(value)
+    if not ok or value < minimum or (above and value == minimum):
+        bound = f"{'>' if above else '>='} {minimum:g}"
+        raise CompressLibError(f"{name} must be {kind} {bound}{f' ({meaning})' if meaning else ''}, got {value!r}")
+    return value
+
+
+def check_text(name: str, value, what: str = "a path (a string)") -> str:
+    """A notebook parameter that must be a string (a path, a comma-separated list): returned, or one error."""
+    if not isinstance(value, str):
+        raise CompressLibError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def check_flag(name: str, value, default: bool | None = None) -> bool:
+    """A notebook parameter that is True or False, or None for `default` (None: no default allowed)."""
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, bool):
+        allowed = "True, False or None (the preset's)" if default is not None else "True or False"
+        raise CompressLibError(f"{name} must be {allowed}, got {value!r}")
+    return value
+
+
 def resolve_parameters(
     notebook: str, preset: str, frame_ms: int, seed: int, data_dir: str, output_dir: str
 ) -> RunParameters:
@@ -122,8 +129,7 @@ def resolve_parameters(
     if isinstance(frame_ms, bool) or not isinstance(frame_ms, int):
         raise CompressLibError(f"frame_ms must be an integer, one of {FRAME_MS_CHOICES}; got {frame_ms!r}")
     check_choice(frame_ms, FRAME_MS_CHOICES, "frame rate frame_ms (ms)")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise CompressLibError(f"seed must be an integer >= 0; got {seed!r}")
+    check_number("seed", seed)
     if not isinstance(data_dir, str) or not isinstance(output_dir, str):
         raise CompressLibError("data_dir and output_dir must be strings: paths, relative ones to the project root")
     out = resolve_path(output_dir) if output_dir else resolve_path(f"{RESULTS_DIR}/{preset}/{notebook}")

@@ -13,7 +13,8 @@ with its numbers as numbers.
 Columns (empty where not applicable):
     model             name of the model (unique per frame rate); an evaluation truncated to other than the
                       checkpoint's own depth (`evaluate --num-layers k`) is its own model, named
-                      "<name> (first k layers)" (`truncated_model_name`), so it never replaces the full model's row
+                      "<name> (first k layers)" (`downstream.upstream.truncated_model_name`), so it never
+                      replaces the full model's row
     method            dense, weight, heads, ffn, distill, truncate, combined, fbank, random-init, zoo, ...
     density           fraction of the prunable amount left (1 for the dense model)
     frame_ms          10 or 20
@@ -36,8 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from compress_lib.errors import CompressLibError
-from compress_lib.files import write_text_atomic
-from compress_lib.notebook import RESULTS_DIR, project_root
+from compress_lib.files import RESULTS_DIR, project_root, write_text_atomic
 from compress_lib.presets import check_preset
 
 SUMMARY_COLUMNS = (
@@ -55,11 +55,6 @@ COLUMN_WRITERS = {
     "pretrain_loss": "08_downstream (from the trajectory of notebooks 02-07)",
 }
 NUMERIC_COLUMNS = tuple(c for c in SUMMARY_COLUMNS if c not in ("model", "method"))
-
-
-def truncated_model_name(name: str, num_layers: int) -> str:
-    """The table's name of a model run through its first `num_layers` layers only: "dense (first 2 layers)"."""
-    return f"{name} (first {num_layers} layer{'' if num_layers == 1 else 's'})"
 
 
 def summary_path(preset: str, results_dir: str | os.PathLike | None = None) -> Path:

@@ -35,7 +35,8 @@ from compress_lib.compression.surgery import structure
 from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.data.generate import corpus_is_complete, generate_corpus, read_corpus_info
 from compress_lib.errors import CompressLibError
-from compress_lib.notebook import RunParameters, display_path, project_root, resolve_parameters, resolve_path
+from compress_lib.files import display_path, project_root, resolve_path
+from compress_lib.notebook import RunParameters, resolve_parameters
 from compress_lib.presets import PRESET_NAMES, check_preset, study_scale
 from compress_lib.pretrain import load_pretraining_data, pretrain, pretrain_settings
 

@@ -6,6 +6,7 @@ figures the compression notebooks (03-07) draw from them.
     loss_density_figure(table, title, references) -> Figure
     cost_figure(table, title, measures, detail) -> Figure    parameters / MACs against density
     layer_heatmap(table, column, title, unit) -> Figure   heads / FFN units per layer at every point
+    distillation_curves(logs, table) -> Figure          the students' training curves
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from compress_lib import figure_style
 
@@ -158,4 +160,27 @@ def layer_heatmap(table: pd.DataFrame, column: str, title: str, unit: str, color
     fig.update_yaxes(title_text="point", autorange="reversed", row=1, col=1)
     fig.update_layout(title=title, height=max(300, 60 + 40 * int(table["point"].max())),
                       margin=dict(l=60, r=20, t=80, b=40))
+    return fig
+
+
+def distillation_curves(logs: dict, table: pd.DataFrame) -> go.Figure:
+    """Notebook 06: each plain student's distillation loss against its training step (raw and smoothed, log y),
+    one panel per frame rate; `logs`: frame rate -> `training_log` of its students' trajectory, `table`: the
+    students' trajectory table (for their depths)."""
+    fig = make_subplots(rows=1, cols=len(logs), subplot_titles=[f"{rate} ms" for rate in logs], shared_yaxes=True)
+    for col, (rate, log) in enumerate(logs.items(), start=1):
+        points = table[(table["variant"] == "student") & (table["frame_ms"] == rate)].set_index("point")
+        for i, (point, rows) in enumerate(log.groupby("point")):
+            depth, dash = int(points.loc[point, "layers"]), DASHES[i % len(DASHES)]
+            label = f"{depth} layer{'s' if depth > 1 else ''}"
+            smooth = rows["loss"].rolling(max(1, len(rows) // 20), min_periods=1).mean()
+            for values, width, opacity in ((rows["loss"], 1, 0.3), (smooth, 2.5, 1.0)):
+                fig.add_scatter(x=rows["step"], y=values, mode="lines", name=f"{label}, {rate} ms",
+                                line=dict(color=figure_style.style("distill").colour, width=width, dash=dash),
+                                opacity=opacity,
+                                showlegend=width > 1, row=1, col=col,
+                                hovertemplate=f"{label}, step %{{x}}: %{{y:.4f}}<extra></extra>")
+        fig.update_xaxes(title_text="training step", row=1, col=col)
+    fig.update_yaxes(title_text="distillation loss (KL, nats)", type="log", row=1, col=1)
+    fig.update_layout(title="Distillation: training curves", height=420, margin=dict(l=60, r=20, t=80, b=50))
     return fig

@@ -40,8 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress_lib.config import MelHuBERTConfig
-from compress_lib.data.audio import SAMPLE_RATE
+from compress_lib.config import MelHuBERTConfig, SAMPLE_RATE
 from compress_lib.errors import CompressLibError
 from compress_lib.model import ConvPositionalEmbedding, TransformerLayer, _init_bert_params
 

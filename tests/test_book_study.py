@@ -19,7 +19,8 @@ import run_study  # noqa: E402
 from study_plan import Experiment  # noqa: E402
 
 from compress_lib.errors import CompressLibError  # noqa: E402
-from compress_lib.notebook import project_root, resolve_parameters  # noqa: E402
+from compress_lib.files import project_root  # noqa: E402
+from compress_lib.notebook import resolve_parameters  # noqa: E402
 
 
 @dataclass(frozen=True)

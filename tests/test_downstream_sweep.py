@@ -67,3 +67,37 @@ def test_trajectory_points_reads_the_tables_without_the_teacher_and_reports_miss
     assert points["name"].tolist() == ["heads-0.9167", "heads-0.8333"]
     assert points["variant"].tolist() == ["", ""]
     assert len(missing) == len(COMPRESSION_TABLES) - 1 and f"{stem}/{file}" not in missing
+
+
+def test_check_points_reads_the_preset_or_the_given_count():
+    from compress_lib.downstream.sweep import check_points
+    from compress_lib.errors import CompressLibError
+
+    assert check_points(-1, "study") == {10: 1, 20: 3}
+    assert check_points(0, "study") == {10: 0, 20: 0} and check_points(2, "lab") == {10: 2, 20: 2}
+    for bad in (-2, 1.5, True, "3"):
+        with pytest.raises(CompressLibError, match="max_points_per_method"):
+            check_points(bad, "study")
+
+
+def test_cost_minutes_sum_the_recorded_seconds_per_rate_and_task():
+    from compress_lib.downstream.sweep import cost_minutes
+
+    costs = [{"frame_ms": 20, "task": "pr", "cpu_hidden_states": 60.0, "cpu_probe": 30.0, "cpu_total": 90.0},
+             {"frame_ms": 20, "task": "pr", "cpu_hidden_states": 120.0, "cpu_probe": 30.0, "cpu_total": 150.0},
+             {"frame_ms": 20, "task": "sid"}]  # an evaluation recorded before costs were recorded
+    table = cost_minutes(costs)
+    assert table.loc[(20, "pr")].to_dict() == {"evaluations": 2, "cpu_hidden_states": 3.0, "cpu_probe": 1.0,
+                                               "cpu_total": 4.0}
+    assert cost_minutes([{"frame_ms": 20, "task": "pr"}]).empty
+
+
+def test_sanity_checks_need_both_per_margins_and_sid_at_least_fbank():
+    from compress_lib.downstream.sweep import PER_MARGIN, sanity_checks
+
+    def results(dense_per, dense_sid):
+        return pd.DataFrame({"frame_ms": 20, "method": ["dense", "random-init", "fbank"],
+                             "per": [dense_per, 40.0, 50.0], "sid_accuracy": [dense_sid, 55.0, 56.0]})
+    assert sanity_checks(results(30.0, 57.0), [20]).loc[20, "holds"]
+    assert not sanity_checks(results(40.0 - PER_MARGIN + 0.1, 57.0), [20]).loc[20, "holds"]  # twin too close
+    assert not sanity_checks(results(30.0, 55.9), [20]).loc[20, "holds"]  # SID below log-Mel

@@ -55,11 +55,13 @@ def add_arguments(parser) -> None:
 
 def overrides_from_args(args) -> dict:
     """The CompressSettings fields the command line changes."""
+    # the command's modules load when it runs, not when `compress-lib --help` starts (torch takes seconds)
+    from compress_lib.compression.distill import parse_depths
     from compress_lib.compression.presets import parse_compress_overrides
 
     out = parse_compress_overrides(args.set, "--set")
     if args.layers is not None:
-        out["distill_layers"] = parse_layers(args.layers)
+        out["distill_layers"] = parse_depths(args.layers, "--layers")
     if args.head_score is not None:
         out["head_score"] = args.head_score
     if args.no_keep_best_head:
@@ -71,16 +73,6 @@ def overrides_from_args(args) -> dict:
     if args.init is not None:
         out["distill_init"] = args.init
     return out
-
-
-def parse_layers(text: str) -> tuple[int, ...]:
-    try:
-        layers = tuple(int(x) for x in str(text).split(",") if x.strip())
-    except ValueError:
-        raise CompressLibError(f"--layers {text!r} is not a comma-separated list of layer counts, e.g. 2,6") from None
-    if not layers:
-        raise CompressLibError("--layers is empty; give the student depths, e.g. 2,6")
-    return layers
 
 
 def check_paths(args) -> None:

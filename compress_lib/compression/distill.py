@@ -116,7 +116,7 @@ def run_distill(teacher_path, feats, targets, out_dir, preset: str = "study", se
     ctx, traj = open_run("distill", out_dir, teacher_path, feats, targets, preset, seed, overrides,
                          info={"density_of": DENSITY_OF}, progress=progress)
     s = ctx.settings
-    _check_depths(s.distill_layers, ctx.teacher.cfg.num_layers)
+    check_depths(s.distill_layers, ctx.teacher.cfg.num_layers)
 
     def measure(model, masks):
         return depth_point(ctx, model, "distillation")
@@ -125,7 +125,20 @@ def run_distill(teacher_path, feats, targets, out_dir, preset: str = "study", se
     return run_trajectory(traj, stages)
 
 
-def _check_depths(depths, teacher_layers: int) -> None:
+def check_depths(depths, teacher_layers: int) -> None:
+    """Every student depth is between 1 and the teacher's depth."""
     bad = [k for k in depths if not 1 <= k <= teacher_layers]
     if bad:
         raise CompressLibError(f"layer counts {bad} are out of range; valid: 1..{teacher_layers}")
+
+
+def parse_depths(text, name: str = "layers") -> tuple[int, ...]:
+    """'2,6' -> (2, 6), sorted and without repeats: student depths as the command line (`--layers`) and notebook 06
+    (`layers`) take them; one CompressLibError naming `name` otherwise (`check_depths` checks the range)."""
+    try:
+        depths = tuple(sorted({int(x) for x in str(text).split(",") if x.strip()}))
+    except ValueError:
+        raise CompressLibError(f"{name} {text!r} is not a comma-separated list of layer counts, e.g. 2,6") from None
+    if not depths:
+        raise CompressLibError(f"{name} is empty; give the student depths, e.g. 2,6")
+    return depths

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from compress_lib.compression.context import holds_out_dir, no_training, open_run
 from compress_lib.compression.trajectory import Stage, run_trajectory
-from compress_lib.compression.distill import DENSITY_OF, _check_depths, depth_point
+from compress_lib.compression.distill import DENSITY_OF, check_depths, depth_point
 from compress_lib.model import MelHuBERT
 
 
@@ -30,7 +30,7 @@ def run_truncate(teacher_path, feats, targets, out_dir, preset: str = "study", s
     """One truncated model per depth in settings.distill_layers; returns their points."""
     ctx, traj = open_run("truncate", out_dir, teacher_path, feats, targets, preset, seed, overrides,
                          info={"density_of": DENSITY_OF}, progress=progress)
-    _check_depths(ctx.settings.distill_layers, ctx.teacher.cfg.num_layers)
+    check_depths(ctx.settings.distill_layers, ctx.teacher.cfg.num_layers)
 
     def stage(num_layers: int) -> Stage:
         return Stage(f"first {num_layers} layers",

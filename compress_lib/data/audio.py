@@ -29,9 +29,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from compress_lib.config import SAMPLE_RATE
 from compress_lib.errors import CompressLibError
 
-SAMPLE_RATE = 16000  # Hz; every feature and model of the study assumes it
 _warned_rates: set[int] = set()
 
 

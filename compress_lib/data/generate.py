@@ -446,3 +446,15 @@ def trivial_sid_baseline(data_dir: str | os.PathLike) -> dict:
                 accuracy = float(np.mean(model.predict(feats[split]) == np.array(labels[split])))
                 result[f"{name}_{split.removeprefix('sid-')}_accuracy"] = round(accuracy, 4)
     return result
+
+
+def corpus_conflict(info: dict, scale_: float, seed_: int, data_dir) -> str | None:
+    """Why the complete corpus `info` (of `data_dir`) is not the one asked for (scale_ 0: any scale), or None when
+    it is: a generated corpus of another scale or seed (the message names the notebook parameters that fix it)."""
+    if info.get("kind") != "generated":
+        return None
+    if (not scale_ or float(info["scale"]) == scale_) and info.get("seed") == seed_:
+        return None
+    return (f"{data_dir} holds a corpus of scale {info['scale']:g} and seed {info.get('seed')}, not scale "
+            f"{scale_ or info['scale']:g} and seed {seed_}; pass -p scale {info['scale']:g} -p corpus_seed "
+            f"{info.get('seed')} to describe it, or another -p data_dir to generate a new one")

@@ -202,7 +202,7 @@ def load_upstream(spec: str, frame_ms: int | None = None, num_layers: int | None
     frame_ms: only for `fbank` (default 20); a checkpoint's own frame rate is used otherwise (and must match
         if given). num_layers: run only the first k layers (default: the checkpoint's meta["num_layers"], else all).
     name: the results-table name; by default the model's own, with " (first k layers)" appended when num_layers
-        truncates it to other than its own depth (`compress_lib.results.truncated_model_name`), so the rows of
+        truncates it to other than its own depth (`truncated_model_name`), so the rows of
         differently truncated evaluations never replace each other.
     """
     if spec == "fbank":
@@ -296,10 +296,13 @@ def _load_zoo_upstream(spec: str, name: str | None, num_layers: int | None, seed
                     num_layers=layers, meta={"zoo": spec, "seed": seed})
 
 
+def truncated_model_name(name: str, num_layers: int) -> str:
+    """The table's name of a model run through its first `num_layers` layers only: "dense (first 2 layers)"."""
+    return f"{name} (first {num_layers} layer{'' if num_layers == 1 else 's'})"
+
+
 def _layers_name(name: str, layers: int, own_layers: int) -> str:
     """A default name, marked with the layer count when the evaluation runs other than the model's own depth."""
-    from compress_lib.results import truncated_model_name
-
     return name if layers == own_layers else truncated_model_name(name, layers)
 
 

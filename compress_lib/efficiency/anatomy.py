@@ -26,7 +26,7 @@ from compress_lib.efficiency.sparse import (
 )
 from compress_lib.errors import CompressLibError
 from compress_lib.model import MelHuBERT
-from compress_lib.notebook import display_path
+from compress_lib.files import display_path
 
 # method -> (notebook folder, table, variant of the main trajectory) whose sparsest point is profiled
 BREAKDOWN_METHODS = {

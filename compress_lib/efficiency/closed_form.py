@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import math
 
-from compress_lib.config import MelHuBERTConfig
-from compress_lib.data.audio import SAMPLE_RATE
+from compress_lib.config import MelHuBERTConfig, SAMPLE_RATE
 from compress_lib.zoo import WavEncoderConfig
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from compress_lib.config import SAMPLE_RATE
 from compress_lib.errors import CompressLibError
 from compress_lib.model import MelHuBERT
-from compress_lib.data.audio import SAMPLE_RATE
 from compress_lib.zoo import WavEncoder
 
 

@@ -27,11 +27,10 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from compress_lib.config import MEL_BINS
+from compress_lib.config import MEL_BINS, SAMPLE_RATE
 from compress_lib.data.features import log_mel, stack_pairs
 from compress_lib.errors import CompressLibError, check_choice
 from compress_lib.efficiency.inputs import check_seconds_batch, example_inputs, model_device
-from compress_lib.data.audio import SAMPLE_RATE
 from compress_lib.model import MelHuBERT
 from compress_lib.threads import num_threads
 

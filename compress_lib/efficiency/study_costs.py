@@ -26,7 +26,7 @@ from compress_lib.efficiency.macs import macs_per_second
 from compress_lib.efficiency.params import component_of, count_parameters
 from compress_lib.efficiency.runtime import interleaved_real_time_factors, real_time_factor
 from compress_lib.model import MelHuBERT
-from compress_lib.notebook import resolve_path
+from compress_lib.files import resolve_path
 
 SAME_WORK = ("dense", "random-init", "weight")  # methods whose models all compute exactly what the dense one does
 
