@@ -40,9 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = _load(module)
-        if mod is not None:
-            mod.add_arguments(p)
+        _load(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
@@ -51,9 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     mod = _load(args._module)
-    if mod is None:
-        print(f"error: `{args.command}` is not implemented yet in this version of compress_lib", file=sys.stderr)
-        return 2
     try:
         return int(mod.run(args) or 0)
     except CompressLibError as exc:
@@ -71,12 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(module: str):
-    try:
-        return importlib.import_module(f"compress_lib.commands.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"compress_lib.commands.{module}":
-            return None
-        raise
+    """compress_lib.commands.<module>: its arguments and its run() (its heavy imports wait until run())."""
+    return importlib.import_module(f"compress_lib.commands.{module}")
 
 
 def _version() -> str:

@@ -136,7 +136,7 @@ class MelHuBERT(nn.Module):
             TransformerLayer(cfg, h, f) for h, f in zip(cfg.layer_heads, cfg.layer_ffn_dims)
         )
         self.final_proj = nn.Linear(D, cfg.num_clusters)
-        self.apply(_init_bert_params)
+        self.apply(init_bert_params)
 
     def forward(
         self,
@@ -187,7 +187,7 @@ class MelHuBERT(nn.Module):
         return n
 
 
-def _init_bert_params(module: nn.Module) -> None:
+def init_bert_params(module: nn.Module) -> None:
     """BERT-style init as in fairseq: N(0, 0.02) linear weights, zero biases."""
     if isinstance(module, nn.Linear):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)

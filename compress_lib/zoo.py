@@ -42,7 +42,7 @@ from torch import nn
 
 from compress_lib.config import MelHuBERTConfig, SAMPLE_RATE
 from compress_lib.errors import CompressLibError
-from compress_lib.model import ConvPositionalEmbedding, TransformerLayer, _init_bert_params
+from compress_lib.model import ConvPositionalEmbedding, TransformerLayer, init_bert_params
 
 
 # (channels, kernel, stride) of each wav CNN block
@@ -224,7 +224,7 @@ class WavEncoder(nn.Module):
         else:
             layers = [MapReuseLayer(lcfg, cfg.num_heads, cfg.ffn_dim, computes) for computes in cfg.reuse_pattern]
         self.layers = nn.ModuleList(layers)
-        self.apply(_init_bert_params)
+        self.apply(init_bert_params)
         # parameters the published count includes but the hidden states never use (see PUBLISHED_EXTRAS)
         self.published_extras = nn.ParameterDict(
             {name: nn.Parameter(torch.randn(shape) * 0.02) for name, shape in cfg.published_extras.items()}

@@ -68,14 +68,14 @@ def test_resolve_parameters_rejects_a_file_as_output_dir(tmp_path):
 
 
 # -- tools/run_study.py -----------------------------------------------------------------------------------------
-def test_missing_notebook_is_reported_and_the_run_fails(tmp_path, monkeypatch, capsys):
-    ghost = Experiment("98_ghost", "efficiency", "a notebook nobody wrote yet")
+def test_a_notebook_missing_from_the_checkout_is_an_error_before_anything_runs(tmp_path, monkeypatch, capsys):
+    ghost = Experiment("98_ghost", "efficiency", "a notebook nobody wrote")
     monkeypatch.setattr(run_study, "EXPERIMENTS", (ghost,))
-    assert run_study.main(study_args(tmp_path, "--only", "98_ghost")) == 1
-    out = capsys.readouterr().out
-    assert "98_ghost: missing (notebooks/98_ghost.md does not exist yet" in out
-    assert "not yet part of the study (no result is shown for them): 98_ghost" in out
-    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.ipynb"))
+    with pytest.raises(SystemExit) as exc:
+        run_study.main(study_args(tmp_path, "--only", "98_ghost"))
+    assert exc.value.code == 2
+    assert "notebooks/98_ghost.md missing from this checkout" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
 
 
 def test_unknown_notebook_name_is_an_error(tmp_path, capsys):

@@ -78,14 +78,6 @@ def test_version(capsys):
     assert status == 0 and out.strip().startswith("compress-lib ")
 
 
-def test_subcommand_not_implemented_yet_is_one_line(monkeypatch, capsys):
-    subcommands = dict(cli.SUBCOMMANDS, ghost=("no_such_module_anywhere", "a step that does not exist yet"))
-    monkeypatch.setattr(cli, "SUBCOMMANDS", subcommands)
-    status, _, err = run_main(["ghost"], capsys)
-    assert_one_line_error(status, err)
-    assert "not implemented yet" in err
-
-
 def test_user_error_from_a_subcommand_is_one_line(monkeypatch, capsys):
     def run(args):
         raise CompressLibError("no checkpoint at x.pt; run `compress-lib pretrain` first")

@@ -35,7 +35,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from compress_lib.config import MelHuBERTConfig
-from compress_lib.efficiency.ops import _quiet_native_stderr
+from compress_lib.efficiency.ops import quiet_native_stderr
 from compress_lib.efficiency.runtime import evaluating_on
 from compress_lib.threads import num_threads
 from compress_lib.errors import CompressLibError
@@ -116,7 +116,7 @@ def profile_in_turns(runs: dict, repeats: int = 5, warmup: int = 1, threads: int
             for model, inputs in runs.values():
                 _call(model, inputs)
         order = list(zip(labels, runs.values()))
-        with _quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        with quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
             for r in range(repeats):
                 k = r % len(order)  # each round starts one model later: no model always follows the same one
                 for label, (model, inputs) in order[k:] + order[:k]:

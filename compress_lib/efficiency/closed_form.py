@@ -106,7 +106,7 @@ def melhubert_macs(cfg: MelHuBERTConfig, frames: int, batch: int = 1, num_layers
 
 
 # -- the zoo's waveform encoders -------------------------------------------------------------------------------
-def _cnn_macs(cfg: WavEncoderConfig, batch: int, samples: int) -> tuple[int, int]:
+def cnn_macs(cfg: WavEncoderConfig, batch: int, samples: int) -> tuple[int, int]:
     """(MACs, output frames) of the wav CNN front-end on (batch, samples)."""
     macs, t, c_in = 0, samples, 1
     for c, k, s in cfg.conv_layers:
@@ -150,7 +150,7 @@ def wav_encoder_macs(
     """MACs of one zoo-model forward on (batch, samples) waveform samples."""
     D, C = cfg.embed_dim, cfg.feature_channels
     L = cfg.num_layers if num_layers is None else num_layers
-    macs, frames = _cnn_macs(cfg, batch, samples)
+    macs, frames = cnn_macs(cfg, batch, samples)
     if C != D:
         macs += linear_macs(batch * frames, C, D, "post_extract_proj", masks)
     macs += _pos_conv_macs(batch, frames, D, cfg.conv_pos, cfg.conv_pos_groups)

@@ -25,7 +25,7 @@ from compress_lib.efficiency.runtime import check_device, evaluating_on
 
 
 @contextmanager
-def _quiet_native_stderr():
+def quiet_native_stderr():
     """Silence the profiler's native start/stop log lines (written by C++ straight to file descriptor 2)."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -46,7 +46,7 @@ def operator_call_counts(model, seconds: float = 1.0, batch: int = 1, device: st
     with evaluating_on(model, device), torch.inference_mode():
         inputs = example_inputs(model, seconds, batch, num_layers, device)
         model(**inputs)  # warm-up: one-time initialisation is not part of a forward
-        with _quiet_native_stderr(), profile(activities=activities) as prof:
+        with quiet_native_stderr(), profile(activities=activities) as prof:
             model(**inputs)
             if device == "cuda":
                 torch.cuda.synchronize()
