@@ -120,3 +120,18 @@ def masked_prediction_loss(model, batch: Batch) -> tuple[torch.Tensor, dict]:
     loss = F.cross_entropy(logits, targets)
     accuracy = (logits.argmax(-1) == targets).float().mean()
     return loss, {"accuracy": float(accuracy), "masked_frames": int(targets.numel())}
+
+
+@torch.no_grad()
+def masked_prediction_metrics(model, batches, device="cpu") -> dict:
+    """Mean masked-prediction loss and accuracy over fixed `batches` in eval mode (the model's mode restored): how
+    pretraining reports its held-out loss and how every compression point is measured."""
+    was_training = model.training
+    model.eval()
+    losses, accuracies = [], []
+    for batch in batches:
+        loss, metrics = masked_prediction_loss(model, batch.to(device))
+        losses.append(float(loss))
+        accuracies.append(metrics["accuracy"])
+    model.train(was_training)
+    return {"loss": sum(losses) / len(losses), "accuracy": sum(accuracies) / len(accuracies)}

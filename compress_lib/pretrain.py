@@ -38,7 +38,7 @@ from compress_lib.errors import CompressLibError, check_choice, check_same_setti
 from compress_lib.files import file_sha256, write_text_atomic
 from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
-from compress_lib.objective import CropBatcher, masked_prediction_loss
+from compress_lib.objective import CropBatcher, masked_prediction_loss, masked_prediction_metrics
 from compress_lib.overrides import parse_overrides
 from compress_lib.presets import check_preset
 from compress_lib.training import TrainConfig, is_main_process, step_seed, train, write_log_csv
@@ -302,18 +302,10 @@ def make_batcher(feats, targets, settings: dict, cfg, seed: int, stage: int) -> 
                        start_prob=cfg.mask_prob, span=cfg.mask_length, seed=step_seed(seed, 0, salt=2000 + stage))
 
 
-@torch.no_grad()
 def evaluate_masked_prediction(model, batcher: CropBatcher, num_batches: int = 8, device="cpu") -> dict:
     """Loss and accuracy of masked prediction (eval mode) on fixed batches that training never draws."""
-    was_training = model.training
-    model.eval()
-    loss = acc = 0.0
-    for i in range(num_batches):
-        batch = batcher(step=i, micro=0, rank=10_000)  # rank 10000: a stream no training process uses
-        l, m = masked_prediction_loss(model, batch.to(device))
-        loss, acc = loss + float(l) / num_batches, acc + m["accuracy"] / num_batches
-    model.train(was_training)
-    return {"loss": loss, "accuracy": acc}
+    batches = [batcher(step=i, micro=0, rank=10_000) for i in range(num_batches)]  # a stream no training process uses
+    return masked_prediction_metrics(model, batches, device)
 
 
 def _check_or_write_settings(path: Path, record: dict) -> None:

@@ -197,8 +197,8 @@ def test_rows_of_different_truncations_coexist(teacher_and_data, tmp_path):
     assert load_upstream(teacher, num_layers=1, name="mine").name == "mine"  # an explicit name is kept
     summary = tmp_path / "summary.csv"
     summary.write_text("model,method,density,frame_ms,per\ndense,dense,1.0,20,30.0\n")  # an older, narrower file
-    update_summary(summary, summary_row(one, {"task": "pr", "test": 70.0}, profile=False))
-    update_summary(summary, summary_row(full, {"task": "pr", "test": 25.0}, profile=False))
+    update_summary(summary, summary_row(one, {"task": "pr", "test": 70.0}, counts=False))
+    update_summary(summary, summary_row(full, {"task": "pr", "test": 25.0}, counts=False))
     rows = {r["model"]: r["per"] for r in read_summary(summary)}
     assert rows == {"dense": "25.0", "dense (first 1 layer)": "70.0"}
 

@@ -20,7 +20,7 @@ from compress_lib.errors import CompressLibError
 from compress_lib.files import file_sha256
 from compress_lib.locking import folder_lock
 from compress_lib.model import MelHuBERT
-from compress_lib.objective import CropBatcher, masked_prediction_loss
+from compress_lib.objective import CropBatcher, masked_prediction_loss, masked_prediction_metrics
 from compress_lib.training import TrainConfig, step_seed, train, write_log_csv
 
 from compress_lib.compression.presets import CompressSettings
@@ -79,18 +79,10 @@ class CompressionContext:
             self._eval = [b(step=i, micro=0, rank=EVAL_RANK) for i in range(self.settings.eval_batches)]
         return self._eval
 
-    @torch.no_grad()
     def pretrain_loss(self, model: MelHuBERT) -> dict:
         """Masked-prediction loss and accuracy (eval mode) on the evaluation batches."""
-        was_training = model.training
-        model.eval()
-        losses, accs = [], []
-        for batch in self.eval_batches():
-            loss, metrics = masked_prediction_loss(model, batch)
-            losses.append(float(loss))
-            accs.append(metrics["accuracy"])
-        model.train(was_training)
-        return {"pretrain_loss": sum(losses) / len(losses), "pretrain_accuracy": sum(accs) / len(accs)}
+        metrics = masked_prediction_metrics(model, self.eval_batches())
+        return {"pretrain_loss": metrics["loss"], "pretrain_accuracy": metrics["accuracy"]}
 
     def pruning_fine_tuner(self, k: int, desc: str) -> Callable:
         """train() of structured pruning step k: fine-tune on the pretraining loss (settings.finetune_*)."""
