@@ -22,22 +22,37 @@ import pandas as pd
 
 # columns that measure time (or derive from timings) and so differ between any two runs
 TIMING_COLUMN = re.compile(
-    r"real_time_factor|rtf|_s$|_s_|seconds|_ms$|ms_|_us|speedup|ratio|crossover|wins_at|loses_at|threads|cpu_|"
-    r"duration|elapsed|finished|started|repeats|share|calls_per|forward|operator_time|dense_ms|sparse_ms|"
-    r"warning|checkpoint_sha256|checkpoint_bytes"
+    r"real.time.factor|rtf|_s$|_s_|seconds|_ms$|ms_|_us|speedup|ratio|crossover|wins_at|loses_at|threads|cpu_|"
+    r"duration|elapsed|finished|started|repeats|share|calls_per|forward|operator_time|dense_ms|sparse_ms|time|"
+    r"warning|checkpoint_sha256|checkpoint_bytes",
+    re.IGNORECASE,
 )
+# columns that hold paths, which differ with the work folder of each run
+PATH_COLUMN = re.compile(r"checkpoint|path|twin|source|folder", re.IGNORECASE)
+KEY = ["model", "frame_ms"]  # a row of a table of models: compared with the row of the same model
 
 
 def comparable(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` without its timing columns, rows sorted by every remaining column, index reset."""
-    kept = [c for c in table.columns if not TIMING_COLUMN.search(c)]
+    """`table` without its timing and path columns, rows sorted by every remaining column, index reset."""
+    kept = [c for c in table.columns if c in KEY or not (TIMING_COLUMN.search(c) or PATH_COLUMN.search(c))]
     table = table[kept]
     return table.sort_values(kept, kind="stable", na_position="last").reset_index(drop=True) if kept else table
 
 
 def compare(a: Path, b: Path) -> str | None:
-    """None when the two CSV files hold the same results, else what differs."""
+    """None when the two CSV files hold the same results, else what differs. A table of models (columns model and
+    frame_ms) is compared model by model: rows of a model only one run evaluated are counted, not compared."""
     left, right = comparable(pd.read_csv(a)), comparable(pd.read_csv(b))
+    note = ""
+    if set(KEY) <= set(left.columns) and set(KEY) <= set(right.columns):
+        keys_left = set(map(tuple, left[KEY].astype(str).values))
+        keys_right = set(map(tuple, right[KEY].astype(str).values))
+        common = keys_left & keys_right
+        if keys_left != keys_right:
+            note = (f" ({len(keys_left - keys_right)} models only in the first run, "
+                    f"{len(keys_right - keys_left)} only in the second; {len(common)} compared)")
+            left, right = (t[[k in common for k in map(tuple, t[KEY].astype(str).values)]].reset_index(drop=True)
+                           for t in (left, right))
     if list(left.columns) != list(right.columns):
         only = sorted(set(left.columns) ^ set(right.columns))
         return f"columns differ: {', '.join(only)}"
@@ -45,9 +60,9 @@ def compare(a: Path, b: Path) -> str | None:
         return f"{len(left)} rows against {len(right)}"
     differing = [c for c in left.columns if not left[c].equals(right[c])]
     if not differing:
-        return None
+        return ("same results" + note) if note else None
     rows = int((left[differing] != right[differing]).any(axis=1).sum())
-    return f"{rows} rows differ in {', '.join(differing)}"
+    return f"{rows} rows differ in {', '.join(differing)}{note}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             ok = False
             continue
         difference = compare(a, b)
-        print(f"{rel}: {'identical' if difference is None else 'DIFFERENT: ' + difference}")
+        if difference is None or difference.startswith("same results"):
+            print(f"{rel}: identical{difference.removeprefix('same results') if difference else ''}")
+        else:
+            print(f"{rel}: DIFFERENT: {difference}")
         ok = ok and difference is None
     return 0 if ok else 1
 
