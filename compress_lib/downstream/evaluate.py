@@ -71,8 +71,8 @@ class ProbeHParams:
 # gradient clipping 1; PR lr 1e-2, 100k steps, batch 16 x 2, dev every 1000; SID lr 1e-4, 200k steps,
 # batch 8 x 4, dev every 4000.
 # study: chosen on the dev sets of the stand-in corpus (`tools/tune_probe.py`), then fixed for every model: linear
-# decay lets a probe settle in few updates. The SID probe takes 5,000 updates: against 20,000, every reference's
-# test accuracy stays within its standard error (about 2 points) at a quarter of the cost (`tools/probe_levers.py`,
+# decay lets a probe settle in few updates. The SID probe takes 5,000 updates: on dev they score within the
+# standard error of 20,000 for the dense model and both references, at a quarter of the cost (`tools/probe_levers.py`,
 # data/probe_levers.csv). The search and its numbers: docs/study_preset.md. One evaluation costs about 3.5
 # CPU-minutes of one core at 20 ms (hidden states of 3.7 h of SID and 1.2 h of PR speech ~2.4 min, probes ~1.2
 # min) and about twice that at 10 ms (docs/run_profile.md).
