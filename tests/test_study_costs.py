@@ -54,3 +54,17 @@ def test_judged_models_and_verdicts_at_every_rate():
     table = verdicts.study_verdicts(summary)
     assert set(table["frame_ms"]) == {10, 20}
     assert "PER <= dense + 2 points" in verdicts.criteria_text()
+
+
+def test_parameter_totals_and_the_same_work_spread():
+    from compress_lib.efficiency.study_costs import parameter_totals, same_work_spread
+
+    totals = parameter_totals(parameter_table(build_on_meta("smoke", 20), "smoke"))
+    row = totals.loc["smoke"]
+    assert row["total"] == row["without head"] + row["heads"] and 0 < row["FFN share of the layers"] < 1
+    timings = pd.DataFrame({"method": ["dense", "random-init", "heads"], "frame_ms": 20,
+                            "real_time_factor": [0.010, 0.011, 0.005],
+                            "one_after_another_real_time_factor": [0.010, 0.015, 0.005]})
+    (line,) = same_work_spread(timings)
+    assert line.startswith("20 ms, 2 models doing the same work") and "(max/min 1.50)" in line and \
+        "(max/min 1.10)" in line

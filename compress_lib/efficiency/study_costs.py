@@ -47,6 +47,32 @@ def parameter_table(model: torch.nn.Module, model_name: str) -> pd.DataFrame:
     return table
 
 
+def parameter_totals(params: pd.DataFrame) -> pd.DataFrame:
+    """Per model of `parameter_table` rows: parameters per component, their total, the total without the cluster
+    head, and the feed-forward layers' share of the Transformer layers' parameters."""
+    totals = params.pivot_table(index="model", columns="component", values="parameters", aggfunc="sum", sort=False)
+    totals["total"] = totals.sum(axis=1)
+    totals["without head"] = totals["total"] - totals["heads"]
+    layer_params = totals["ffn"] + totals["attention"] + totals["layer_norm"]
+    totals["FFN share of the layers"] = (totals["ffn"] / layer_params).round(3)
+    return totals
+
+
+def same_work_spread(timings: pd.DataFrame) -> list[str]:
+    """Per frame rate, how far apart the real-time factors of the models that do exactly the dense model's work
+    (SAME_WORK) lie, one after another and in turns: one line each. They should agree; the spread shows how much
+    a timing method can be trusted."""
+    lines = []
+    for frame_ms, group in timings[timings["method"].isin(SAME_WORK)].groupby("frame_ms"):
+        spans = {label: group[column].agg(["min", "max"]) for label, column in
+                 (("one after another", "one_after_another_real_time_factor"),
+                  ("in turns (this pass)", "real_time_factor"))}
+        lines.append(f"{frame_ms} ms, {len(group)} models doing the same work: real-time factor "
+                     + "; ".join(f"{label} {s['min']:.4g} to {s['max']:.4g} (max/min {s['max'] / s['min']:.2f})"
+                                 for label, s in spans.items()))
+    return lines
+
+
 def build_on_meta(model_preset: str, frame_ms: int) -> MelHuBERT:
     """A MelHuBERT of a preset's size without memory for its weights (for counting them)."""
     with torch.device("meta"):
