@@ -42,6 +42,9 @@ from compress_lib.pretrain import load_pretraining_data, pretrain, pretrain_sett
 
 CORPUS_SCALE = {name: study_scale(name).corpus_scale for name in PRESET_NAMES}  # the corpus of each preset
 CORPUS_SEED = 0  # the study's corpus
+# the frame rates' colours of the committed study page of notebook 09, which drew its own figures before
+# compress_lib.figure_style (tests/test_committed_notebooks.py reruns that page); the next full run replaces it
+FRAME_RATE_COLOURS = {10: "#636efa", 20: "#ef553b"}
 
 
 # -- parameters ----------------------------------------------------------------------------------------------------
