@@ -115,8 +115,8 @@ def check_same_settings(recorded: dict, wanted: dict, what: str, fix: str) -> No
 # -- the machine faults the command line turns into one line -----------------------------------------------------
 
 # functions whose local `path` names the file being written when a fault happens inside them
-_WRITER_FUNCTIONS = ("atomic_path", "atomic_write", "atomic_torch_save", "write_wav", "write_text_atomic", "_write_atomic",
-                     "save_checkpoint")
+_WRITER_FUNCTIONS = ("atomic_path", "atomic_write", "atomic_torch_save", "write_wav", "write_text_atomic",
+                     "_write_atomic", "save_checkpoint")
 # what torch.save's zip writer says when the disk fills under it (it raises RuntimeError, not OSError)
 _TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
 DISK_FULL_FIX = "free some space and rerun the same command; finished steps are kept"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -193,3 +194,11 @@ def init_bert_params(module: nn.Module) -> None:
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`build()` with its random initial weights drawn under `seed`, leaving the global random state as it was;
+    in eval mode. For models whose costs, not values, are measured (any seed gives the same counts)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build().eval()

@@ -29,7 +29,7 @@ from compress_lib.efficiency import closed_form_macs_per_second, macs_by_part, m
 from compress_lib.efficiency.inputs import example_inputs
 from compress_lib.efficiency.runtime import paired_ratio, time_interleaved
 from compress_lib.errors import CompressLibError
-from compress_lib.model import MelHuBERT
+from compress_lib.model import MelHuBERT, seeded
 from compress_lib.results import SUMMARY_COLUMNS, read_summary, summary_frame
 from compress_lib.zoo import (
     DESCRIPTIONS, PUBLISHED_PARAMS, PUBLISHED_RESULTS, ZOO, ZOO_CONFIGS, WavEncoder, build_zoo_model,
@@ -87,9 +87,7 @@ class Entry:
 @functools.cache
 def melhubert(size: str, rate: int, seed: int) -> MelHuBERT:
     """MelHuBERT of a preset's size with seeded random weights, built once (its truncations share it)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return MelHuBERT(config_for_preset(size, rate)).eval()
+    return seeded(lambda: MelHuBERT(config_for_preset(size, rate)), seed)
 
 
 def catalogue(selected: list[str], preset: str, frame_rates, frame_ms: int) -> list[Entry]:
@@ -191,9 +189,7 @@ def without_reuse(name: str, seed: int) -> WavEncoder:
     """Zoo model `name` with every layer computing its own attention map (same code path, same seed)."""
     cfg = dataclasses.replace(ZOO_CONFIGS[name], name=f"{name}-no-reuse",
                               reuse_pattern=[True] * ZOO_CONFIGS[name].num_layers)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return WavEncoder(cfg).eval()
+    return seeded(lambda: WavEncoder(cfg), seed)
 
 
 REUSE_RATIO = "time relative to ARMHuBERT (paired median)"
@@ -203,7 +199,8 @@ def attention_reuse(seed: int, timing: dict) -> pd.DataFrame:
     """ARMHuBERT, the same architecture with every layer computing its own map (the control: only the reuse
     differs) and STaRHuBERT, timed in turns (`time_interleaved`) and compared by the median of their per-turn time
     ratios to ARMHuBERT; with their attention maps, attention parameters and MACs (1-second input)."""
-    trio = {"armhubert": build_zoo_model("armhubert", seed), "armhubert without reuse": without_reuse("armhubert", seed),
+    trio = {"armhubert": build_zoo_model("armhubert", seed),
+            "armhubert without reuse": without_reuse("armhubert", seed),
             "starhubert": build_zoo_model("starhubert", seed)}
     inputs = {n: example_inputs(m, timing["seconds"]) for n, m in trio.items()}
     times = time_interleaved([functools.partial(m, **inputs[n]) for n, m in trio.items()],

@@ -36,7 +36,7 @@ from compress_lib.config import FRAME_MS_CHOICES
 from compress_lib.data.generate import corpus_is_complete, generate_corpus, read_corpus_info
 from compress_lib.errors import CompressLibError
 from compress_lib.files import display_path, project_root, resolve_path
-from compress_lib.notebook import RunParameters, resolve_parameters
+from compress_lib.notebook import RunParameters, check_number, resolve_parameters
 from compress_lib.presets import PRESET_NAMES, check_preset, study_scale
 from compress_lib.pretrain import load_pretraining_data, pretrain, pretrain_settings
 
@@ -120,8 +120,7 @@ def use_threads(threads, preset: str) -> int:
     """Set PyTorch's CPU threads: `threads`, or for 0 one thread at a preset of tiny models (smoke: they run
     several times faster on one thread of a busy machine than on two) and PyTorch's default otherwise.
     Returns the number in use."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise CompressLibError(f"threads must be an integer >= 0 (0: the preset's default), got {threads!r}")
+    check_number("threads", threads, meaning="0: the preset's default")
     if threads or study_scale(preset).one_thread:
         torch.set_num_threads(threads or 1)
     return torch.get_num_threads()

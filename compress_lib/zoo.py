@@ -42,7 +42,7 @@ from torch import nn
 
 from compress_lib.config import MelHuBERTConfig, SAMPLE_RATE
 from compress_lib.errors import CompressLibError
-from compress_lib.model import ConvPositionalEmbedding, TransformerLayer, init_bert_params
+from compress_lib.model import ConvPositionalEmbedding, TransformerLayer, init_bert_params, seeded
 
 
 # (channels, kernel, stride) of each wav CNN block
@@ -403,10 +403,7 @@ def build_zoo_model(name: str, seed: int = 0) -> WavEncoder:
         raise CompressLibError(
             f"unknown zoo model {name!r}; valid: {', '.join(ZOO)} (see `compress-lib profile --list`)"
         )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ZOO[name]()
-    return model.eval()
+    return seeded(ZOO[name], seed)
 
 
 def frames_per_second(cfg: WavEncoderConfig) -> float:

@@ -73,8 +73,8 @@ class ProbeHParams:
 # study: chosen on the dev sets of the stand-in corpus (`tools/tune_probe.py`), then fixed for every model: linear
 # decay lets a probe settle in few updates. The SID probe takes 5,000 updates: on dev they score within the
 # standard error of 20,000 for the dense model and both references, at a quarter of the cost (`tools/probe_levers.py`,
-# data/probe_levers.csv). The search and its numbers: docs/study_preset.md. One evaluation costs about 3.5
-# CPU-minutes of one core at 20 ms (hidden states of 3.7 h of SID and 1.2 h of PR speech ~2.4 min, probes ~1.2
+# data/probe_levers.csv). The search and its numbers: docs/study_preset.md. Evaluating the dense model costs about
+# 3.6 CPU-minutes of one core at 20 ms (hidden states of 3.7 h of SID and 1.2 h of PR speech ~2.6 min, probes ~1.0
 # min) and about twice that at 10 ms (docs/run_profile.md).
 DOWNSTREAM_PRESETS: dict[str, dict[str, ProbeHParams]] = {
     "smoke": {

@@ -25,7 +25,7 @@ from compress_lib.efficiency.sparse import (
     LAYER_LINEARS, apply_masks, magnitude_masks, sparse_crossover, sparse_linear_sweep, sparsify,
 )
 from compress_lib.errors import CompressLibError
-from compress_lib.model import MelHuBERT
+from compress_lib.model import MelHuBERT, seeded
 from compress_lib.files import display_path
 
 # method -> (notebook folder, table, variant of the main trajectory) whose sparsest point is profiled
@@ -36,6 +36,11 @@ BREAKDOWN_METHODS = {
     "distill": ("06_distillation", "distill.csv", "student"),
     "combined": ("07_combined", "combined.csv", None),
 }
+
+
+def seeded_melhubert(cfg, seed: int) -> MelHuBERT:
+    """A MelHuBERT of `cfg` with seeded random weights (timings do not depend on the weights' values)."""
+    return seeded(lambda: MelHuBERT(cfg), seed)
 
 
 def parse_densities(text) -> list[float]:
@@ -53,16 +58,9 @@ def parse_densities(text) -> list[float]:
     return sorted(values, reverse=True)
 
 
-def seeded(cfg, seed: int) -> MelHuBERT:
-    """A MelHuBERT of `cfg` with seeded random weights (timings do not depend on the weights' values)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return MelHuBERT(cfg).eval()
-
-
 def one_layer(size: str, rate: int, seed: int) -> torch.nn.Module:
     """Layer 0 of a MelHuBERT of a preset's size (seeded random weights); its shapes are every layer's."""
-    return seeded(config_for_preset(size, rate, num_layers=1), seed).layers[0]
+    return seeded_melhubert(config_for_preset(size, rate, num_layers=1), seed).layers[0]
 
 
 def kernel_sweep(sizes, frame_rates, densities, repeats: int, warmup: int, seed: int) -> pd.DataFrame:
@@ -115,7 +113,8 @@ def breakdown_candidates(structures_root, preset: str, frame_ms: int, seed: int,
     recorded_params (checked by `profile_candidates`) and build() -> model or (model, masks, model counted). Also
     one note per method left out (its table is missing or has no such point)."""
     base_cfg = config_for_preset(preset, frame_ms)
-    candidates = [dict(model="dense", method="dense", density=1.0, source="", build=lambda: seeded(base_cfg, seed))]
+    candidates = [dict(model="dense", method="dense", density=1.0, source="",
+                       build=lambda: seeded_melhubert(base_cfg, seed))]
     left_out = []
     for method, (folder, name, variant) in BREAKDOWN_METHODS.items():
         table_file = Path(structures_root) / folder / name
@@ -132,7 +131,7 @@ def breakdown_candidates(structures_root, preset: str, frame_ms: int, seed: int,
             density = float(point["density"])
 
             def masked(density=density):
-                model = seeded(base_cfg, seed)
+                model = seeded_melhubert(base_cfg, seed)
                 masks = magnitude_masks(model, density)
                 apply_masks(model, masks)
                 return model, masks, model
@@ -149,11 +148,12 @@ def breakdown_candidates(structures_root, preset: str, frame_ms: int, seed: int,
             cfg = point_config(point, base_cfg)
             candidates.append(dict(model=f"{method} {float(point['density']):.2f}", method=method,
                                    density=float(point["density"]), source=source,
-                                   recorded_params=int(point["params"]), build=lambda cfg=cfg: seeded(cfg, seed)))
+                                   recorded_params=int(point["params"]),
+                                   build=lambda cfg=cfg: seeded_melhubert(cfg, seed)))
     if "paper" in sizes and preset != "paper":  # the paper's width for comparison
         paper_cfg = config_for_preset("paper", frame_ms)
         candidates.append(dict(model="dense (paper size)", method="dense, paper size", density=1.0, source="",
-                               build=lambda: seeded(paper_cfg, seed)))
+                               build=lambda: seeded_melhubert(paper_cfg, seed)))
     return candidates, left_out
 
 
