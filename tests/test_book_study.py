@@ -500,14 +500,14 @@ def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alon
     lock, running, company, started = threading.Lock(), set(), {}, queue.Queue()
     release = {exp.stem: threading.Event() for exp in plan}
 
-    def fake_execute(exp, args, code_sha):
+    def fake_execute(job, args, code_sha):
         with lock:
-            company[exp.stem] = set(running)
-            running.add(exp.stem)
-        started.put(exp.stem)
-        assert release[exp.stem].wait(60), f"{exp.stem} was never released"
+            company[job.name] = set(running)
+            running.add(job.name)
+        started.put(job.name)
+        assert release[job.name].wait(60), f"{job.name} was never released"
         with lock:
-            running.discard(exp.stem)
+            running.discard(job.name)
         return "ran", 1.0
 
     monkeypatch.setattr(run_study, "execute", fake_execute)
@@ -516,7 +516,8 @@ def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alon
         jobs = 2
 
     statuses = {}
-    scheduler = threading.Thread(target=lambda: statuses.update(run_study.run_notebooks(list(plan), Args, "sha")))
+    jobs = [run_study.whole_job(exp) for exp in plan]
+    scheduler = threading.Thread(target=lambda: statuses.update(run_study.run_notebooks(jobs, Args, "sha")))
     scheduler.start()
 
     def step(finish: str | None, expect: set[str]) -> None:
@@ -538,7 +539,7 @@ def test_jobs_run_notebooks_side_by_side_after_their_inputs_and_timing_ones_alon
     assert list(statuses) == [e.stem for e in plan] and all(s == ("ran", 1.0) for s in statuses.values())
     side_by_side = {frozenset((x, y)) for x, others in company.items() for y in others}  # c, d start together
     assert side_by_side == {frozenset("cd"), frozenset("ad"), frozenset("ae")}
-    assert run_study.waiting_chains(list(plan)) == {"a": 0, "b": 2, "c": 1, "d": 1, "e": 0, "t": 0, "f": 0}
+    assert run_study.waiting_chains(jobs) == {"a": 0, "b": 2, "c": 1, "d": 1, "e": 0, "t": 0, "f": 0}
 
 
 def test_jobs_pass_one_thread_to_notebooks_that_share_the_machine(tmp_path):
@@ -546,11 +547,61 @@ def test_jobs_pass_one_thread_to_notebooks_that_share_the_machine(tmp_path):
         preset, work, results, seed, frame_ms, frame_rates = "study", tmp_path, tmp_path, None, None, None
         corpus_scale, threads, jobs = 1, None, 2
 
-    declared = {"preset", "threads"}
-    assert run_study.parameters_for(Experiment("x", "c", "w"), declared, Args)["threads"] == 1
-    assert "threads" not in run_study.parameters_for(Experiment("x", "c", "w", runs_alone=True), declared, Args)
+    declared = {"preset", "threads", "processes"}
+    shared = run_study.parameters_for(run_study.whole_job(Experiment("x", "c", "w")), declared, Args)
+    assert shared["threads"] == 1 and shared["processes"] == 1  # 08's evaluations: one worker process
+    alone = run_study.parameters_for(run_study.whole_job(Experiment("x", "c", "w", runs_alone=True)), declared, Args)
+    assert "threads" not in alone and "processes" not in alone
     Args.jobs = 1
-    assert "threads" not in run_study.parameters_for(Experiment("x", "c", "w"), declared, Args)
+    assert "threads" not in run_study.parameters_for(run_study.whole_job(Experiment("x", "c", "w")), declared, Args)
+
+
+def plan_args(**changes) -> SimpleNamespace:
+    return SimpleNamespace(**{"preset": "study", "jobs": 2, "frame_rates": "10,20", "split_by_rate": "auto",
+                              **changes})
+
+
+def test_a_split_plan_runs_the_first_rate_of_each_split_notebook_first_and_waits_only_for_that():
+    """--jobs 2 at the study preset: 02..06 and 08 run at 20 ms first; a job at 20 ms (07, and 08's first part)
+    waits only for the 20 ms parts it reads, the whole notebook for its own first part and everything it reads."""
+    from study_plan import EXPERIMENTS
+
+    jobs = {job.name: job for job in run_study.plan_jobs(list(EXPERIMENTS), plan_args())}
+    assert [n for n in jobs if "@" in n] == ["02_pretrain@20", "03_weight_pruning@20", "04_head_pruning@20",
+                                             "05_lowrank@20", "06_distillation@20", "08_downstream@20"]
+    assert jobs["03_weight_pruning@20"].needs == ("02_pretrain@20",) and jobs["03_weight_pruning@20"].rates == "20"
+    assert jobs["03_weight_pruning"].needs == ("03_weight_pruning@20", "02_pretrain")
+    assert jobs["07_combined"].needs == ("02_pretrain@20", "06_distillation@20")  # 07 runs at 20 ms only
+    assert set(jobs["08_downstream@20"].needs) == {"03_weight_pruning@20", "04_head_pruning@20", "05_lowrank@20",
+                                                   "06_distillation@20", "07_combined"}
+    assert not jobs["02_pretrain"].runs_alone and not jobs["08_downstream@20"].runs_alone  # one thread each
+    assert jobs["08_downstream"].runs_alone and jobs["09_efficiency"].needs == ("08_downstream",)
+    names = list(jobs)
+    assert all(names.index(need) < names.index(name) for name, job in jobs.items() for need in job.needs)
+    depth = run_study.waiting_chains(list(jobs.values()))
+    assert depth["06_distillation@20"] > depth["02_pretrain"] == depth["03_weight_pruning@20"]  # 07 waits on 06
+    # one frame rate, one job at a time, smoke (seconds per notebook) or --split-by-rate no: whole notebooks
+    for args in (plan_args(frame_rates="20"), plan_args(jobs=1), plan_args(preset="smoke"),
+                 plan_args(split_by_rate="no")):
+        assert all("@" not in job.name for job in run_study.plan_jobs(list(EXPERIMENTS), args))
+    assert any("@" in job.name for job in run_study.plan_jobs(list(EXPERIMENTS), plan_args(preset="smoke",
+                                                                                             split_by_rate="yes")))
+
+
+def test_the_first_part_of_a_split_notebook_is_up_to_date_once_the_whole_notebook_ran(tmp_path):
+    exp = Experiment("x", "c", "w")
+    executed = exp.executed("study", tmp_path)
+    executed.parent.mkdir(parents=True)
+    executed.write_text("{}")
+    whole = {"preset": "study", "frame_rates": "10,20", "threads": 1}
+    run_study.record_path(exp, "study", tmp_path).write_text(json.dumps(
+        {"source_sha256": "s", "parameters": whole}))
+    first = {"preset": "study", "frame_rates": "20", "threads": 1, "processes": 1}
+    assert run_study.up_to_date(exp, "study", tmp_path, "s", first, first_part=True)
+    assert not run_study.up_to_date(exp, "study", tmp_path, "s", first)  # a run at 20 ms only is other work
+    assert not run_study.up_to_date(exp, "study", tmp_path, "t", first, first_part=True)  # another source
+    assert not run_study.up_to_date(exp, "study", tmp_path, "s", {**first, "seed": 1}, first_part=True)
+    assert run_study.up_to_date(exp, "study", tmp_path, "s", {**whole, "processes": 1})  # speed only
 
 
 def test_run_times_of_a_whole_run_give_its_corpus_step_and_wall_time(tmp_path):

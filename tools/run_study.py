@@ -20,7 +20,11 @@ For each experiment of tools/study_plan.py, in order:
   run, its corpus step and wall time (`study_run.json`; the book's reproducibility appendix shows the published
   run's).
 - `--jobs 2` (the default on 2 or more cores) runs notebooks that do not depend on each other side by side, one
-  thread each; those that time models run alone (`tools/study_plan.py` says which need which).
+  thread each; those that time models run alone (`tools/study_plan.py` says which need which). With several
+  frame rates, the notebooks marked `split_by_rate` run in two parts, 20 ms first and then every rate (the second
+  part reuses the first's checkpoints and evaluations), so that the 20 ms notebooks run beside the 10 ms
+  pretraining and the 20 ms evaluations beside the 10 ms compression (`plan_jobs`; `--split-by-rate no` turns
+  this off).
 Nothing is ever faked: the exit status is 0 only when every step succeeded.
 """
 
@@ -39,6 +43,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,10 +95,67 @@ def declared_parameters(ipynb: Path) -> set[str]:
     return set(params)
 
 
-def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
-    """The parameters this run passes to `exp`: the standard ones the notebook declares. With `--jobs` above 1,
-    a notebook that may run beside another gets one thread (unless `--threads` says otherwise), whether or not
-    it has company at the time, so that its results do not depend on the schedule."""
+@dataclass(frozen=True)
+class Job:
+    """One run of a notebook in the schedule: the notebook at the run's frame rates, or the first part of a
+    notebook split by frame rate (`rates`: that one rate; see `plan_jobs`)."""
+
+    exp: Experiment
+    name: str  # the notebook's stem, or '<stem>@<rate>' for a first part
+    needs: tuple[str, ...]  # the names of the jobs it waits for
+    runs_alone: bool
+    rates: str | None = None  # a first part's frame rate (None: the run's)
+    minutes: float = 0.0  # rough cost (tools/study_plan.py): the longer of two equally urgent jobs starts first
+
+
+def whole_job(exp: Experiment) -> Job:
+    """The notebook in one run at the run's frame rates."""
+    return Job(exp, exp.stem, exp.needs, exp.runs_alone, minutes=sum(exp.minutes))
+
+
+def plan_jobs(selected: list[Experiment], args) -> list[Job]:
+    """The jobs of this run, in plan order. With `--jobs` above 1 and several frame rates, a notebook marked
+    `split_by_rate` runs in two parts: first at the highest rate (20 ms, the cheaper half), on one thread beside
+    other notebooks, then at every rate, continuing the first part (`earlier_parts`). A job that runs at the first
+    rate only waits for the first parts of what it reads: the 20 ms compression notebooks start as soon as the
+    20 ms teacher exists, beside the 10 ms pretraining, and the 20 ms evaluations run beside the 10 ms compression.
+    No result depends on the split: a part trains and evaluates exactly what the whole notebook would, on one
+    thread (the second part of 02 and 08 as well: 02's on one thread, 08's alone with its worker processes)."""
+    rates = parse_frame_rates(args.frame_rates or "", [])
+    wanted = {"yes": True, "no": False}.get(args.split_by_rate, study_scale(args.preset).judged)
+    if args.jobs <= 1 or len(rates) < 2 or not wanted:
+        return [whole_job(exp) for exp in selected]
+    first = str(max(rates))
+    split = {exp.stem for exp in selected if exp.split_by_rate}
+
+    def job_making(stem: str, rates_run: str) -> str:  # the job that makes what a job at `rates_run` reads of stem
+        return f"{stem}@{first}" if stem in split and rates_run == first else stem
+
+    jobs = []
+    for exp in selected:
+        if exp.stem not in split:
+            needs = tuple(job_making(n, run_rates(exp, args)) for n in exp.needs)
+            jobs.append(Job(exp, exp.stem, needs, exp.runs_alone, minutes=sum(exp.minutes)))
+            continue
+        jobs.append(Job(exp, f"{exp.stem}@{first}", tuple(job_making(n, first) for n in exp.needs), False, first,
+                        exp.minutes[0]))
+        jobs.append(Job(exp, exp.stem, (f"{exp.stem}@{first}", *exp.needs), exp.runs_alone and exp.whole_runs_alone,
+                        minutes=exp.minutes[1]))
+    return jobs
+
+
+def run_rates(exp: Experiment, args) -> str:
+    """The frame rates a notebook runs at: the run's, or its own (07: 20 ms) except at a preset whose numbers
+    mean nothing (smoke: it tests every notebook at every rate)."""
+    pinned = exp.frame_rates is not None and args.frame_rates and study_scale(args.preset).judged
+    return exp.frame_rates if pinned else args.frame_rates
+
+
+def parameters_for(job: Job, declared: set[str], args) -> dict:
+    """The parameters this run passes to a job: the standard ones the notebook declares. With `--jobs` above 1,
+    a notebook that may run beside another gets one thread (unless `--threads` says otherwise) and one worker
+    process, whether or not it has company at the time, so that its results do not depend on the schedule."""
+    exp = job.exp
     offered = {
         "preset": args.preset,
         "data_dir": rel(corpus_dir(args.work, args.corpus_scale)),
@@ -105,14 +167,13 @@ def parameters_for(exp: Experiment, declared: set[str], args) -> dict:
     if args.frame_ms is not None:
         offered["frame_ms"] = args.frame_ms
     if args.frame_rates is not None:
-        # a notebook's own rates (07: 20 ms) win, except at a preset whose numbers mean nothing (smoke): it tests
-        # every notebook at every rate
-        pinned = exp.frame_rates is not None and args.frame_rates and study_scale(args.preset).judged
-        offered["frame_rates"] = exp.frame_rates if pinned else args.frame_rates
+        offered["frame_rates"] = job.rates or run_rates(exp, args)
     if args.threads is not None:
         offered["threads"] = args.threads
-    elif args.jobs > 1 and not exp.runs_alone:
+    elif args.jobs > 1 and not job.runs_alone:
         offered["threads"] = 1
+    if args.jobs > 1 and not job.runs_alone:
+        offered["processes"] = 1
     return {k: v for k, v in offered.items() if k in declared}
 
 
@@ -120,19 +181,37 @@ def record_path(exp: Experiment, preset: str, results: Path) -> Path:
     return exp.executed(preset, results).with_suffix(".run.json")
 
 
-def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, params: dict) -> bool:
+def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, params: dict,
+               first_part: bool = False) -> bool:
+    """Whether the notebook's last run did this work: same source and parameters (speed aside), or, for the first
+    part of a split notebook, the same at more frame rates (the whole notebook ran since)."""
     record = record_path(exp, preset, results)
     if not (exp.executed(preset, results).is_file() and record.is_file()):
         return False
     saved = json.loads(record.read_text())
-    return saved.get("source_sha256") == source_hash and without_threads(saved.get("parameters", {})) == \
-        without_threads(params)
+    old = without_speed(saved.get("parameters", {}))
+    new = without_speed(params)
+    if saved.get("source_sha256") != source_hash:
+        return False
+    if old == new:
+        return True
+    old_rates, new_rates = (set(parse_frame_rates(p.get("frame_rates", ""), [])) for p in (old, new))
+    return first_part and other_than_rates(old) == other_than_rates(new) and bool(new_rates) and \
+        new_rates <= old_rates
 
 
-def without_threads(params: dict) -> dict:
-    """The parameters that decide a notebook's work: its thread count changes only the speed (and the last digits
-    of floating-point sums), so a run that differs from the last only in threads is up to date."""
-    return {k: v for k, v in params.items() if k != "threads"}
+SPEED_PARAMETERS = ("threads", "processes")  # how fast a notebook runs, not what it computes
+
+
+def without_speed(params: dict) -> dict:
+    """The parameters that decide a notebook's work: its thread and worker-process counts change only the speed
+    (threads also the last digits of floating-point sums), so a run that differs from the last only in those is
+    up to date."""
+    return {k: v for k, v in params.items() if k not in SPEED_PARAMETERS}
+
+
+def other_than_rates(params: dict) -> dict:
+    return {k: v for k, v in without_speed(params).items() if k != "frame_rates"}
 
 
 INJECTED = "injected-parameters"  # papermill's tag of the cell it adds after the `parameters` cell
@@ -192,7 +271,7 @@ def same_work(exp: Experiment, preset: str, results: Path, source_ipynb: Path, p
     if not (executed.is_file() and record.is_file()):
         return False
     saved = json.loads(record.read_text())
-    if without_threads(saved.get("parameters", {})) != without_threads(params):
+    if without_speed(saved.get("parameters", {})) != without_speed(params):
         return False
     try:
         return code_sources(json.loads(executed.read_text())) == code_sources(json.loads(source_ipynb.read_text()))
@@ -228,11 +307,8 @@ def earlier_parts(previous: dict | None, params: dict, force: bool) -> list[dict
         return []
     old_params = previous.get("parameters", {})
 
-    def others(p: dict) -> dict:
-        return {k: v for k, v in without_threads(p).items() if k != "frame_rates"}
-
     old_rates, new_rates = (set(parse_frame_rates(p.get("frame_rates", ""), [])) for p in (old_params, params))
-    if not (others(old_params) == others(params) and old_rates and old_rates < new_rates):
+    if not (other_than_rates(old_params) == other_than_rates(params) and old_rates and old_rates < new_rates):
         return []
     return previous.get("parts") or [{"frame_rates": old_params.get("frame_rates", ""),
                                        "threads": old_params.get("threads", ""),
@@ -251,40 +327,41 @@ def say(text: str, error: bool = False) -> None:
         stream.flush()
 
 
-def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
-    """Run one notebook if needed; returns (status, seconds) with status in ran / up to date / failed."""
+def execute(job: Job, args, code_sha: str) -> tuple[str, float]:
+    """Run one job if needed; returns (status, seconds) with status in ran / up to date / refreshed / failed."""
     import papermill
 
+    exp = job.exp
     source_text = exp.source.read_text()
     source_hash = sha256_text(source_text)
     scratch = args.work / args.preset
     ipynb = to_ipynb(exp.source, scratch / "notebooks" / f"{exp.stem}.ipynb")
-    params = parameters_for(exp, declared_parameters(ipynb), args)
-    if not args.force and up_to_date(exp, args.preset, args.results, source_hash, params):
+    params = parameters_for(job, declared_parameters(ipynb), args)
+    if not args.force and up_to_date(exp, args.preset, args.results, source_hash, params, job.rates is not None):
         saved = json.loads(record_path(exp, args.preset, args.results).read_text())
         if saved.get("compress_lib_sha256") != code_sha:
-            say(f"  {exp.stem}: note: compress_lib changed since this ran; `--only {exp.stem} --force` reruns it")
+            say(f"  {job.name}: note: compress_lib changed since this ran; `--only {exp.stem} --force` reruns it")
         return "up to date", 0.0
     if not args.force and same_work(exp, args.preset, args.results, ipynb, params):
         refresh_presentation(exp, args.preset, args.results, ipynb, source_hash)
-        say(f"  {exp.stem}: prose or cell tags changed, code unchanged: page refreshed, results kept")
+        say(f"  {job.name}: prose or cell tags changed, code unchanged: page refreshed, results kept")
         return "refreshed", 0.0
 
-    running = scratch / "running" / f"{exp.stem}.ipynb"
+    running = scratch / "running" / f"{job.name}.ipynb"
     running.parent.mkdir(parents=True, exist_ok=True)
-    say(f"  {exp.stem}: running with {params}")
+    say(f"  {job.name}: running with {params}")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(ipynb), str(running), parameters=params, kernel_name="python3", cwd=str(ROOT),
-            progress_bar=not args.quiet and (args.jobs <= 1 or exp.runs_alone),  # one bar on screen at a time
+            progress_bar=not args.quiet and (args.jobs <= 1 or job.runs_alone),  # one bar on screen at a time
             log_output=args.verbose, report_mode=False,
         )
     except papermill.PapermillExecutionError as exc:
-        failed = scratch / "failed" / f"{exp.stem}.ipynb"
+        failed = scratch / "failed" / f"{job.name}.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(running), failed)
-        say(f"  {exp.stem}: FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+        say(f"  {job.name}: FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
             f"(executed notebook: {rel(failed)})", error=True)
         return "failed", time.perf_counter() - start
     seconds = time.perf_counter() - start
@@ -312,54 +389,55 @@ def execute(exp: Experiment, args, code_sha: str) -> tuple[str, float]:
         "cpu_count": os.cpu_count(),
     }
     record_path(exp, args.preset, args.results).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    say(f"  {exp.stem}: done in {seconds:.0f} s -> {rel(executed)}")
+    say(f"  {job.name}: done in {seconds:.0f} s -> {rel(executed)}")
     return "ran", seconds
 
 
-def run_notebooks(selected: list[Experiment], args, code_sha: str) -> dict[str, tuple[str, float]]:
-    """Execute `selected` (in plan order); with `--jobs N` above 1, up to N side by side, each one thread.
+def run_notebooks(jobs: list[Job], args, code_sha: str) -> dict[str, tuple[str, float]]:
+    """Execute `jobs` (in plan order); with `--jobs N` above 1, up to N side by side, each one thread.
 
-    A notebook starts once the notebooks it needs (among those selected) have finished; one marked `runs_alone`
-    (it times models, or keeps every core busy by itself) starts only when nothing else runs, and nothing starts
-    beside it; nor does anything beside the first notebook, which makes what every notebook needs and may find
-    missing (the corpus, the pretrained teacher) when the run does not include 01 and 02 (`--only`). Of the
-    notebooks ready to start, the one with the longest chain of notebooks waiting on it goes first (06 before 03:
-    07 waits for it), then plan order; nothing overtakes a notebook waiting for a free slot.
-    The schedule is the same each time, and no result depends on it (each notebook gets one thread).
+    A job starts once the jobs it needs (among those planned) have finished; one marked `runs_alone` (it times
+    models, or keeps every core busy by itself) starts only when nothing else runs, and nothing starts beside it;
+    nor does anything beside the first job, which makes what every notebook needs and may find missing (the
+    corpus, the pretrained teacher) when the run does not include 01 and 02 (`--only`). Of the jobs ready to
+    start, the one with the longest chain of jobs waiting on it goes first (06 before 03: 07 waits for it), then
+    the longer by its rough cost (10 ms pretraining before a 20 ms compression notebook), then plan order;
+    nothing overtakes a job waiting for a free slot. The schedule is the same each time, and no result depends
+    on it (each job gets one thread).
     """
     if args.jobs <= 1:
-        return {exp.stem: execute(exp, args, code_sha) for exp in selected}
-    statuses, pending = {}, list(selected)
-    chosen, running = {exp.stem for exp in selected}, {}
-    depth, done = waiting_chains(selected), 0
-    pending.sort(key=lambda exp: -depth[exp.stem])  # stable: plan order among equals
+        return {job.name: execute(job, args, code_sha) for job in jobs}
+    statuses, pending = {}, list(jobs)
+    chosen, running = {job.name for job in jobs}, {}
+    depth, done = waiting_chains(jobs), 0
+    pending.sort(key=lambda job: (-depth[job.name], -job.minutes))  # stable: plan order among equals
     with ThreadPoolExecutor(args.jobs) as pool:
         while pending or running:
-            for exp in list(pending):
-                if any(need in chosen and need not in statuses for need in exp.needs):
+            for job in list(pending):
+                if any(need in chosen and need not in statuses for need in job.needs):
                     continue  # waits for its inputs
-                alone_running = any(e.runs_alone for e in running.values())
+                alone_running = any(j.runs_alone for j in running.values())
                 first_running = running and done == 0  # it makes what all need and may miss (corpus, teacher)
-                if alone_running or first_running or len(running) >= args.jobs or (exp.runs_alone and running):
+                if alone_running or first_running or len(running) >= args.jobs or (job.runs_alone and running):
                     break  # waits for a free slot (nothing after it overtakes it)
-                pending.remove(exp)
-                running[pool.submit(execute, exp, args, code_sha)] = exp
+                pending.remove(job)
+                running[pool.submit(execute, job, args, code_sha)] = job
             if not running:  # only a plan whose notebook needs a later one gets here
-                raise SystemExit(f"error: {pending[0].stem} needs a notebook that runs after it; "
+                raise SystemExit(f"error: {pending[0].name} needs a notebook that runs after it; "
                                  "fix tools/study_plan.py")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                statuses[running.pop(future).stem] = future.result()
+                statuses[running.pop(future).name] = future.result()
                 done += 1
-    return {exp.stem: statuses[exp.stem] for exp in selected}
+    return {job.name: statuses[job.name] for job in jobs}
 
 
-def waiting_chains(plan: list[Experiment]) -> dict[str, int]:
-    """stem -> the length of the longest chain of notebooks in `plan` that wait on it (0: none waits)."""
+def waiting_chains(jobs: list[Job]) -> dict[str, int]:
+    """job name -> the length of the longest chain of jobs in `jobs` that wait on it (0: none waits)."""
     depth: dict[str, int] = {}
-    for exp in reversed(plan):  # a notebook needs only earlier ones (tests/test_book_study.py checks the plan)
-        depth[exp.stem] = max((1 + depth[other.stem] for other in plan
-                               if exp.stem in other.needs and other.stem in depth), default=0)
+    for job in reversed(jobs):  # a job needs only earlier ones (tests/test_book_study.py checks the plan)
+        depth[job.name] = max((1 + depth[other.name] for other in jobs
+                               if job.name in other.needs and other.name in depth), default=0)
     return depth
 
 
@@ -508,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="notebooks run side by side where they do not depend on each other, each on one "
                              "thread; notebooks that time models run alone (default: %(default)s, up to 2 cores)")
+    parser.add_argument("--split-by-rate", choices=("auto", "yes", "no"), default="auto",
+                        help="with --jobs and several frame rates, run the notebooks of tools/study_plan.py marked "
+                             "split_by_rate in two parts, 20 ms first (auto: at the study and paper presets, not at "
+                             "smoke, whose notebooks take seconds)")
     parser.add_argument("--corpus-scale", type=float, default=None,
                         help="`compress-lib corpus --scale` (default per preset: %s)" % CORPUS_SCALE)
     parser.add_argument("--no-book", action="store_true", help="do not build the book at the end")
@@ -544,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus_s = time.perf_counter() - clock
         statuses["corpus"] = (corpus_status, corpus_s)
     code_sha = code_hash()
-    statuses.update(run_notebooks(selected, args, code_sha))
+    statuses.update(run_notebooks(plan_jobs(selected, args), args, code_sha))
     if not args.only and all(status == "ran" for status, _ in statuses.values()):  # a whole run from the start
         record_whole_run(args.results / args.preset, args, started, corpus_s)
 

@@ -28,6 +28,15 @@ class Experiment:
     # run_study --jobs never runs it beside another notebook: it times models (09, 10, 12, 13) or keeps both cores
     # busy by itself (02's pretraining, 08's worker processes)
     runs_alone: bool = False
+    # run_study --jobs, with several frame rates: the notebook runs in two parts, the first frame rate on one thread
+    # beside other notebooks, then every rate (continuing the first part: checkpoints and evaluations are reused;
+    # alone only if `runs_alone` and `whole_runs_alone`), so that one rate's chain of notebooks runs beside the
+    # other's (tools/run_study.py: plan_jobs)
+    split_by_rate: bool = False
+    whole_runs_alone: bool = True
+    # rough minutes of the study preset on one thread, the first rate's part and the rest (run_study --jobs starts
+    # the longest of equally urgent notebooks first; nothing depends on them but the order)
+    minutes: tuple[float, float] = (0.0, 0.0)
 
     @property
     def source(self) -> Path:
@@ -46,20 +55,20 @@ _METHODS = ("03_weight_pruning", "04_head_pruning", "05_lowrank", "06_distillati
 EXPERIMENTS = (
     Experiment("01_corpus", "melhubert", "the embedded stand-in corpus: speakers, splits, phone labels"),
     Experiment("02_pretrain", "melhubert", "two-stage MelHuBERT pretraining and the random-init control",
-               runs_alone=True),
+               runs_alone=True, split_by_rate=True, whole_runs_alone=False, minutes=(13, 32)),
     Experiment("03_weight_pruning", "weight_pruning", "iterative magnitude pruning along the density schedule",
-               needs=("02_pretrain",)),
+               needs=("02_pretrain",), split_by_rate=True, minutes=(7, 13)),
     Experiment("04_head_pruning", "head_pruning", "gradient-scored head pruning, heads removed physically",
-               needs=("02_pretrain",)),
+               needs=("02_pretrain",), split_by_rate=True, minutes=(7, 12)),
     Experiment("05_lowrank", "lowrank", "FFN hidden-unit pruning (the paper's low-rank approximation)",
-               needs=("02_pretrain",)),
+               needs=("02_pretrain",), split_by_rate=True, minutes=(7, 12)),
     Experiment("06_distillation", "distillation", "2- and 6-layer students, first-2 / first-6 truncation",
-               needs=("02_pretrain",)),
+               needs=("02_pretrain",), split_by_rate=True, minutes=(18, 23)),
     Experiment("07_combined", "combined", "distill to 6 layers, then prune heads, then FFN units",
                frame_rates="20",  # the paper runs its combined recipe on MelHuBERT-20ms only
-               needs=("02_pretrain", "06_distillation")),  # it starts from 06's 6-layer student
+               needs=("02_pretrain", "06_distillation"), minutes=(3, 0)),  # it starts from 06's 6-layer student
     Experiment("08_downstream", "downstream", "PR and SID against density (Figures 1 and 2)",
-               needs=_METHODS, runs_alone=True),
+               needs=_METHODS, runs_alone=True, split_by_rate=True, minutes=(50, 45)),
     Experiment("09_efficiency", "efficiency", "parameters, MACs per second, real-time factor (Figure 3)",
                needs=("08_downstream",), runs_alone=True),
     Experiment("10_prior_work", "prior_work", "five published compressed models in the same framework (Figure 4)",
