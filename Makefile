@@ -69,11 +69,14 @@ book-check: book
 benchmark: install
 	$(BIN)/python benchmarks/efficiency.py
 
+# Tests run in TEST_JOBS worker processes (pytest-xdist), one test file per worker at a time: the files' own
+# module-level fixtures and their order stay as written.
+TEST_JOBS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile -m "not slow and not browser"
 
 clean-book:
 	rm -rf book/_build book/_static/plotly.min.js book/_static/mathjax
