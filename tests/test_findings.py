@@ -139,6 +139,24 @@ def test_build_writes_the_findings_the_intro_includes(tmp_path):
     assert build_book.GENERATED_DIR == ROOT / "book" / "_generated"
 
 
+def test_the_appendix_says_how_long_the_committed_run_took_from_its_records(tmp_path):
+    """One whole run: its wall time and layout from study_run.json; a run in parts: said so, with the total only."""
+    import build_book
+
+    rows = pd.DataFrame({"notebook": ["corpus", "02_pretrain", "total", "wall time"],
+                         "duration_s": ["61.0", "2000.0", "9000.0", "8130.4"]})
+    whole = {"jobs": 2, "cpu_count": 2, "started_utc": "2026-12-06T00:35:01Z", "corpus_s": 61.0}
+    text = build_book.run_summary_markdown(rows, whole)
+    assert text.startswith("**One run of `make study`: 2 h 15 min.**") and "`--jobs 2`" in text
+    assert "2026-12-06 00:35:01 UTC" in text and "add up to 2 h 30 min" in text
+    parts = build_book.run_summary_markdown(rows[rows["notebook"] != "wall time"], None)
+    assert parts.startswith("**Made in parts.**") and "2 h 30 min" in parts
+    assert "not been made" in build_book.run_summary_markdown(pd.DataFrame(columns=["notebook"]), None)
+    out = build_book.write_run_summary(ROOT / "data" / "results", tmp_path)  # the committed run's, as the book
+    assert out.name == "run_summary_study.md" and out.read_text().startswith("**")
+    assert "{include} _generated/run_summary_study.md" in (ROOT / "book" / "reproducibility.md").read_text()
+
+
 def test_build_writes_run_time_tables_the_book_can_show_at_page_width(tmp_path):
     import build_book
 

@@ -16,6 +16,7 @@ broken reference) fails it. Exit status: that of jupyter-book.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -159,6 +160,50 @@ def write_run_times(results_root: Path = ROOT / "data" / "results", out_dir: Pat
     return written
 
 
+def duration_text(seconds: float) -> str:
+    """'2 h 31 min', '14 min 5 s'."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+
+
+def run_summary_markdown(run_times, whole: dict | None) -> str:
+    """The appendix's paragraph on how long the committed default run took, from its run_times.csv (`run_times`,
+    a DataFrame of strings) and, when the run was one whole `tools/run_study.py` run, its study_run.json."""
+    rows = {r["notebook"]: r for r in run_times.to_dict(orient="records")}
+    if "total" not in rows:
+        return "The default run has not been made yet: `make study` makes it.\n"
+    total = float(rows["total"]["duration_s"])
+    if "wall time" in rows and whole:
+        wall = float(rows["wall time"]["duration_s"])
+        return (f"**One run of `make study`: {duration_text(wall)}.** The committed default run is a single run of "
+                f"`tools/run_study.py` (what `make study` runs after installing), from the corpus to the last "
+                f"notebook, with `--jobs {whole['jobs']}` on a machine with {whole['cpu_count']} CPUs, started "
+                f"{whole['started_utc'].replace('T', ' ').rstrip('Z')} UTC: {duration_text(wall)} of wall time "
+                f"(the corpus {duration_text(float(whole['corpus_s']))}; the book, built after it, and the first "
+                f"install take a few minutes more). The notebooks' own times add up to {duration_text(total)}, "
+                f"more than the wall time: notebooks ran side by side.\n")
+    return (f"**Made in parts.** The committed default run was not one run of `make study`: its notebooks' "
+            f"recorded times add up to {duration_text(total)} (the table's last row), which is neither its wall "
+            f"time nor its cost (see below).\n")
+
+
+def write_run_summary(results_root: Path = ROOT / "data" / "results", out_dir: Path = GENERATED_DIR) -> Path:
+    """book/_generated/run_summary_study.md: `run_summary_markdown` of the published preset's committed run."""
+    import pandas as pd
+
+    results = results_root / PUBLISHED_PRESET
+    source, whole_file = results / "run_times.csv", results / "study_run.json"
+    table = (pd.read_csv(source, dtype=str, keep_default_na=False) if source.is_file()
+             else pd.DataFrame(columns=["notebook"]))
+    whole = json.loads(whole_file.read_text()) if whole_file.is_file() else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"run_summary_{PUBLISHED_PRESET}.md"
+    write_if_changed(out, run_summary_markdown(table, whole))
+    return out
+
+
 def toc_for_preset(preset: str, toc_text: str, root: Path = ROOT) -> tuple[str, list[str]]:
     """The table of contents for a preset's results: paths moved to data/results/<preset>/ (the same for the
     published preset), missing ones dropped.
@@ -215,6 +260,7 @@ def build(preset: str = PUBLISHED_PRESET, out: Path | None = None, quiet: bool =
     ship_mathjax()
     write_findings(preset)
     write_run_times()
+    write_run_summary()
     toc = ROOT / "_toc.yml"
     out = out or output_dir(preset)
     out.mkdir(parents=True, exist_ok=True)
