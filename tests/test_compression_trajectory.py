@@ -132,6 +132,19 @@ def test_distillation_ablations_are_recorded(teacher_and_data, tmp_path):
     assert p["loss_name"] == "distillation" and p["loss"] == p["distill_loss"]
 
 
+def test_a_student_trains_on_the_batches_of_its_depth_whatever_other_depths_run(teacher_and_data, tmp_path):
+    """The ablations distil only the deepest student; it must see the batches the plain student of its depth saw."""
+    from compress_lib.checkpoint import load_checkpoint
+
+    both = run("distill", teacher_and_data, tmp_path / "both")  # the smoke preset's depths, 1 and 2
+    alone = run("distill", teacher_and_data, tmp_path / "alone", distill_layers=(2,))
+    deep = [p for p in both if p["density"] == alone[0]["density"]]
+    assert len(alone) == len(deep) == 1 and deep[0]["distill_loss"] == alone[0]["distill_loss"]
+    states = [load_checkpoint(d / p["checkpoint"]).model.state_dict()
+              for d, p in ((tmp_path / "both", deep[0]), (tmp_path / "alone", alone[0]))]
+    assert states[0].keys() == states[1].keys() and all(states[0][k].equal(states[1][k]) for k in states[0])
+
+
 def test_combined_can_start_from_a_distilled_student(teacher_and_data, tmp_path):
     distilled = run("distill", teacher_and_data, tmp_path / "d")
     student = tmp_path / "d" / distilled[1]["checkpoint"]

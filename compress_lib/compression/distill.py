@@ -90,6 +90,9 @@ def depth_point(ctx: CompressionContext, model: MelHuBERT, loss_name: str) -> di
 
 
 # -- stage and trajectory ------------------------------------------------------------------------------------------
+STUDENT_SALT = 100  # a student's training batches depend on its depth alone, not on which other depths are distilled
+
+
 def distillation_stage(ctx: CompressionContext, k: int, num_layers: int, measure) -> Stage:
     """Stage k: build and train a `num_layers`-layer student from the teacher."""
     s = ctx.settings
@@ -102,8 +105,9 @@ def distillation_stage(ctx: CompressionContext, k: int, num_layers: int, measure
     def loss_fn(student, batch, step):
         return distillation_loss(student, ctx.teacher, batch, s.distill_temperature, s.distill_masked_input)
 
-    def train(model, masks, stage_dir):
-        return ctx.fine_tune(model, stage_dir, salt=k, steps=s.distill_steps, lr=s.distill_lr, loss_fn=loss_fn,
+    def train(model, masks, stage_dir):  # batches by depth: an ablation student sees the plain student's batches
+        return ctx.fine_tune(model, stage_dir, salt=STUDENT_SALT + num_layers, steps=s.distill_steps,
+                             lr=s.distill_lr, loss_fn=loss_fn,
                              warmup_steps=s.distill_warmup_steps, desc=f"distilling {num_layers} layers")
 
     return Stage(f"{num_layers}-layer student", prepare, train, measure, from_previous=False)
