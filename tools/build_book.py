@@ -153,7 +153,7 @@ def write_run_times(results_root: Path = ROOT / "data" / "results", out_dir: Pat
         source = results_root / preset / "run_times.csv"
         table = (pd.read_csv(source, dtype=str, keep_default_na=False) if source.is_file()
                  else pd.DataFrame({"notebook": [f"not run yet: make study PRESET={preset}"]}))
-        text = table.reindex(columns=list(BOOK_RUN_TIME_COLUMNS)).fillna("").to_csv(index=False)
+        text = table.reindex(columns=list(BOOK_RUN_TIME_COLUMNS)).astype(object).fillna("").to_csv(index=False)
         out = out_dir / f"run_times_{preset}.csv"
         write_if_changed(out, text)
         written.append(out)
