@@ -150,14 +150,23 @@ def write_run_times(results_root: Path = ROOT / "data" / "results", out_dir: Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for preset in RUN_TIME_PRESETS:
-        source = results_root / preset / "run_times.csv"
-        table = (pd.read_csv(source, dtype=str, keep_default_na=False) if source.is_file()
-                 else pd.DataFrame({"notebook": [f"not run yet: make study PRESET={preset}"]}))
+        table = read_run_times(results_root / preset)
+        if table.empty:
+            table = pd.DataFrame({"notebook": [f"not run yet: make study PRESET={preset}"]})
         text = table.reindex(columns=list(BOOK_RUN_TIME_COLUMNS)).astype(object).fillna("").to_csv(index=False)
         out = out_dir / f"run_times_{preset}.csv"
         write_if_changed(out, text)
         written.append(out)
     return written
+
+
+def read_run_times(preset_results: Path):
+    """A preset's committed run_times.csv as strings (an empty table with a `notebook` column if it has none)."""
+    import pandas as pd
+
+    source = preset_results / "run_times.csv"
+    return (pd.read_csv(source, dtype=str, keep_default_na=False) if source.is_file()
+            else pd.DataFrame(columns=["notebook"]))
 
 
 def duration_text(seconds: float) -> str:
@@ -191,16 +200,12 @@ def run_summary_markdown(run_times, whole: dict | None) -> str:
 
 def write_run_summary(results_root: Path = ROOT / "data" / "results", out_dir: Path = GENERATED_DIR) -> Path:
     """book/_generated/run_summary_study.md: `run_summary_markdown` of the published preset's committed run."""
-    import pandas as pd
-
     results = results_root / PUBLISHED_PRESET
-    source, whole_file = results / "run_times.csv", results / "study_run.json"
-    table = (pd.read_csv(source, dtype=str, keep_default_na=False) if source.is_file()
-             else pd.DataFrame(columns=["notebook"]))
+    whole_file = results / "study_run.json"
     whole = json.loads(whole_file.read_text()) if whole_file.is_file() else None
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"run_summary_{PUBLISHED_PRESET}.md"
-    write_if_changed(out, run_summary_markdown(table, whole))
+    write_if_changed(out, run_summary_markdown(read_run_times(results), whole))
     return out
 
 

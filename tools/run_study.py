@@ -195,7 +195,7 @@ def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, pa
         return False
     if old == new:
         return True
-    old_rates, new_rates = (set(parse_frame_rates(p.get("frame_rates", ""), [])) for p in (old, new))
+    old_rates, new_rates = rates_of(old), rates_of(new)
     return first_part and other_than_rates(old) == other_than_rates(new) and bool(new_rates) and \
         new_rates <= old_rates
 
@@ -208,6 +208,11 @@ def without_speed(params: dict) -> dict:
     (threads also the last digits of floating-point sums), so a run that differs from the last only in those is
     up to date."""
     return {k: v for k, v in params.items() if k not in SPEED_PARAMETERS}
+
+
+def rates_of(params: dict) -> set[int]:
+    """The frame rates a run's parameters name (empty when it passed none)."""
+    return set(parse_frame_rates(params.get("frame_rates", ""), []))
 
 
 def other_than_rates(params: dict) -> dict:
@@ -307,7 +312,7 @@ def earlier_parts(previous: dict | None, params: dict, force: bool) -> list[dict
         return []
     old_params = previous.get("parameters", {})
 
-    old_rates, new_rates = (set(parse_frame_rates(p.get("frame_rates", ""), [])) for p in (old_params, params))
+    old_rates, new_rates = rates_of(old_params), rates_of(params)
     if not (other_than_rates(old_params) == other_than_rates(params) and old_rates and old_rates < new_rates):
         return []
     return previous.get("parts") or [{"frame_rates": old_params.get("frame_rates", ""),
