@@ -546,3 +546,83 @@ def test_run_times_of_a_whole_run_give_its_corpus_step_and_wall_time(tmp_path):
         {"parameters": {"preset": "lab"}, "duration_s": 5.0, "finished_utc": "2026-01-02T00:00:00Z"}))
     assert [r["notebook"] for r in csv.DictReader(run_study.write_run_times(tmp_path).open())] == \
         ["01_a", "02_b", "total"]
+
+
+def write_record(results: Path, stem: str, parts: list[tuple[str, float, str]]) -> None:
+    """A run record of notebook `stem` at the study preset: parts as (frame rates, seconds, finished UTC)."""
+    (results / "study").mkdir(parents=True, exist_ok=True)
+    (results / "study" / f"{stem}.ipynb").write_text("{}")
+    last_rates, _, last_finished = parts[-1]
+    run_study.record_of(stem, "study", results).write_text(json.dumps({
+        "source_sha256": "s", "parameters": {"preset": "study", "frame_rates": last_rates},
+        "duration_s": sum(p[1] for p in parts), "finished_utc": last_finished,
+        "parts": [{"frame_rates": r, "duration_s": d, "finished_utc": f} for r, d, f in parts]}))
+
+
+def test_a_notebook_whose_input_ran_since_is_run_again(tmp_path):
+    pruning = Experiment("b_pruning", "c", "w", needs=("a_teacher",))
+    both = {"preset": "study", "frame_rates": "10,20"}
+    # the teacher in two parts (20 ms, then both rates); the pruning notebook's 20 ms part ran between them
+    write_record(tmp_path, "a_teacher", [("20", 600.0, "2026-01-01T01:00:00Z"), ("10,20", 1200.0,
+                                                                                 "2026-01-01T01:30:00Z")])
+    write_record(tmp_path, "b_pruning", [("20", 300.0, "2026-01-01T01:10:00Z"), ("10,20", 400.0,
+                                                                                "2026-01-01T01:35:00Z")])
+    assert run_study.input_ran_since(pruning, "study", tmp_path, {**both, "frame_rates": "20"}) is None
+    assert run_study.input_ran_since(pruning, "study", tmp_path, both) == "a_teacher"  # its last part began 01:28:20
+    write_record(tmp_path, "b_pruning", [("20", 300.0, "2026-01-01T01:10:00Z"), ("10,20", 400.0,
+                                                                                "2026-01-01T01:37:00Z")])
+    assert run_study.input_ran_since(pruning, "study", tmp_path, both) is None  # began 01:30:20, right after it
+    assert run_study.up_to_date(pruning, "study", tmp_path, "s", both)
+    # the teacher retrained afterwards (`--only a_teacher --force`): every part of the pruning notebook is stale
+    write_record(tmp_path, "a_teacher", [("10,20", 1800.0, "2026-01-01T03:00:00Z")])
+    assert run_study.input_ran_since(pruning, "study", tmp_path, both) == "a_teacher"
+    assert run_study.input_ran_since(pruning, "study", tmp_path, {**both, "frame_rates": "20"}) == "a_teacher"
+    # a notebook that reads an input at one rate only (08 reads 07's 20 ms) is judged by that input's run
+    write_record(tmp_path, "c_combined", [("20", 60.0, "2026-01-01T03:05:00Z")])
+    evaluation = Experiment("d_eval", "c", "w", needs=("c_combined",))
+    write_record(tmp_path, "d_eval", [("10,20", 600.0, "2026-01-01T03:20:00Z")])
+    assert run_study.input_ran_since(evaluation, "study", tmp_path, both) is None
+    write_record(tmp_path, "c_combined", [("20", 60.0, "2026-01-01T04:00:00Z")])
+    assert run_study.input_ran_since(evaluation, "study", tmp_path, both) == "c_combined"
+
+
+
+TRIVIAL_NOTEBOOK = """\
+---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+preset = "smoke"  # scale
+```
+"""
+
+
+@pytest.mark.slow
+def test_a_rerun_input_makes_the_study_run_its_readers_again(tmp_path, monkeypatch, capsys):
+    plan = []
+    for stem, needs in (("95_input", ()), ("96_reader", ("95_input",))):
+        (tmp_path / f"{stem}.md").write_text(TRIVIAL_NOTEBOOK)
+        plan.append(LocalExperiment(stem, "efficiency", "trivial", needs=needs, path=tmp_path / f"{stem}.md"))
+    monkeypatch.setattr(run_study, "EXPERIMENTS", tuple(plan))
+    both = ["--only", "95_input", "96_reader"]
+    assert run_study.main(study_args(tmp_path, *both)) == 0
+    capsys.readouterr()
+    assert run_study.main(study_args(tmp_path, *both)) == 0
+    assert "96_reader            up to date" in capsys.readouterr().out
+
+    for stem in ("95_input", "96_reader"):  # as if that run were an hour old (records keep whole seconds)
+        record = run_study.record_of(stem, "smoke", tmp_path / "results")
+        saved = json.loads(record.read_text())
+        for part in [saved, *saved["parts"]]:
+            part["finished_utc"] = run_study.utc_text(run_study.parse_utc(part["finished_utc"]) - 3600)
+        record.write_text(json.dumps(saved))
+    assert run_study.main(study_args(tmp_path, "--only", "95_input", "--force")) == 0
+    assert run_study.main(study_args(tmp_path, *both)) == 0
+    out = capsys.readouterr().out
+    assert "96_reader: 95_input ran since this notebook last ran: running it again" in out
+    assert "95_input             up to date" in out and "96_reader            ran" in out

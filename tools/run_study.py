@@ -13,7 +13,8 @@ For each experiment of tools/study_plan.py, in order:
   failed run is kept under <work>/<preset>/failed/ and nothing already computed is replaced.
 - `data/results/<preset>/<stem>.run.json` records what the run used (hash of the notebook source, parameters,
   versions, duration). A notebook whose source and parameters (its thread count aside) match its record is up
-  to date and skipped; `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is
+  to date and skipped, unless a notebook it reads finished after it started (`input_ran_since`: a teacher
+  retrained with `--only 02_pretrain --force` reruns everything downstream); `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is
   reported.) A notebook whose code cells are unchanged but whose prose or cell tags changed is not rerun: its
   executed copy takes the new prose and tags and keeps its outputs ("refreshed").
 - `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total, and, after a whole
@@ -178,7 +179,12 @@ def parameters_for(job: Job, declared: set[str], args) -> dict:
 
 
 def record_path(exp: Experiment, preset: str, results: Path) -> Path:
-    return exp.executed(preset, results).with_suffix(".run.json")
+    return record_of(exp.stem, preset, results)
+
+
+def record_of(stem: str, preset: str, results: Path) -> Path:
+    """The run record of the notebook `stem` (what `execute` writes beside its executed copy)."""
+    return results / preset / f"{stem}.run.json"
 
 
 def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, params: dict,
@@ -198,6 +204,58 @@ def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, pa
     old_rates, new_rates = rates_of(old), rates_of(new)
     return first_part and other_than_rates(old) == other_than_rates(new) and bool(new_rates) and \
         new_rates <= old_rates
+
+
+# records keep whole seconds (and durations tenths): a notebook that started right after its input finished may
+# seem to have started up to a second before it
+CLOCK_SLACK_S = 1.5
+
+
+def input_ran_since(exp: Experiment, preset: str, results: Path, params: dict) -> str | None:
+    """The notebook among those `exp` reads (`needs`) that finished after `exp`'s last run at these frame rates
+    started (a teacher retrained with `--only 02_pretrain --force`, or a run stopped between two notebooks), else
+    None: a notebook is up to date only when it read what its inputs hold now. A part of a notebook split by rate
+    is judged against the parts of its inputs at its rates (the 20 ms compression starts before the 10 ms teacher
+    is done); an input without a record is not judged."""
+    record = record_path(exp, preset, results)
+    if not record.is_file():
+        return None
+    rates = rates_of(params)
+    started = part_started(part_covering(json.loads(record.read_text()), rates))
+    for need in exp.needs:
+        need_record = record_of(need, preset, results)
+        if started is None or not need_record.is_file():
+            continue
+        need_saved = json.loads(need_record.read_text())
+        read = rates & rates_of(need_saved.get("parameters", {})) or rates  # 08 reads 07 at the one rate 07 runs
+        finished = part_started(part_covering(need_saved, read), end=True)
+        if finished is not None and finished > started + CLOCK_SLACK_S:
+            return need
+    return None
+
+
+def part_covering(saved: dict, rates: set[int]) -> dict | None:
+    """The first part of a notebook's record that ran at least `rates` (for a notebook that reads every rate, no
+    `rates`: its last part, the whole notebook), None if none did. A record without parts is one part."""
+    parts = saved.get("parts") or [{"frame_rates": saved.get("parameters", {}).get("frame_rates", ""),
+                                    "duration_s": saved.get("duration_s"),
+                                    "finished_utc": saved.get("finished_utc", "")}]
+    if rates:
+        for part in parts:
+            done = rates_of(part)
+            if not done or rates <= done:
+                return part
+        return None
+    return parts[-1]
+
+
+def part_started(part: dict | None, end: bool = False) -> float | None:
+    """When a part of a notebook's run started (epoch seconds: its finish less its duration), or with `end` when
+    it finished; None when the record does not say."""
+    try:
+        return parse_utc(part["finished_utc"]) - (0.0 if end else float(part["duration_s"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 SPEED_PARAMETERS = ("threads", "processes")  # how fast a notebook runs, not what it computes
@@ -342,12 +400,15 @@ def execute(job: Job, args, code_sha: str) -> tuple[str, float]:
     scratch = args.work / args.preset
     ipynb = to_ipynb(exp.source, scratch / "notebooks" / f"{exp.stem}.ipynb")
     params = parameters_for(job, declared_parameters(ipynb), args)
-    if not args.force and up_to_date(exp, args.preset, args.results, source_hash, params, job.rates is not None):
+    stale_input = None if args.force else input_ran_since(exp, args.preset, args.results, params)
+    if stale_input:
+        say(f"  {job.name}: {stale_input} ran since this notebook last ran: running it again")
+    elif not args.force and up_to_date(exp, args.preset, args.results, source_hash, params, job.rates is not None):
         saved = json.loads(record_path(exp, args.preset, args.results).read_text())
         if saved.get("compress_lib_sha256") != code_sha:
             say(f"  {job.name}: note: compress_lib changed since this ran; `--only {exp.stem} --force` reruns it")
         return "up to date", 0.0
-    if not args.force and same_work(exp, args.preset, args.results, ipynb, params):
+    if not args.force and not stale_input and same_work(exp, args.preset, args.results, ipynb, params):
         refresh_presentation(exp, args.preset, args.results, ipynb, source_hash)
         say(f"  {job.name}: prose or cell tags changed, code unchanged: page refreshed, results kept")
         return "refreshed", 0.0
@@ -504,12 +565,8 @@ def write_run_times(preset_dir: Path) -> Path | None:
 
 
 def last_part_started(saved: dict) -> float | None:
-    """When the last run of a notebook started (epoch seconds: its record's finish less that run's duration)."""
-    seconds = (saved.get("parts") or [saved])[-1].get("duration_s")
-    try:
-        return parse_utc(saved["finished_utc"]) - float(seconds)
-    except (KeyError, TypeError, ValueError):
-        return None
+    """When the last run of a notebook started (epoch seconds)."""
+    return part_started(part_covering(saved, set()))
 
 
 def utc_text(seconds: float) -> str:
