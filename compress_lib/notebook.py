@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -145,13 +146,42 @@ def write_json(path: str | os.PathLike, obj) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def busy_machine_warning() -> str | None:
-    """A warning when other processes compete for the CPU (timings then overstate the cost), else None."""
-    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-    if load > 0.75 * cpus:
-        return (f"warning: the machine is busy (load average {load:.1f} on {cpus} CPUs): "
+def busy_machine_warning(sample_s: float = 1.0) -> str | None:
+    """A warning when other processes compete for the CPU (timings then overstate the cost), else None: they used
+    more than a quarter of the CPUs over the last `sample_s` seconds (`other_processes_cpu`)."""
+    cpus = os.cpu_count() or 1
+    busy = other_processes_cpu(sample_s)
+    if busy > 0.25 * cpus:
+        return (f"warning: the machine is busy (other processes used {busy:.1f} of {cpus} CPUs): "
                 "timings overstate the cost; rerun on an idle machine for reliable real-time factors")
     return None
+
+
+def other_processes_cpu(sample_s: float = 1.0) -> float:
+    """How many CPUs other processes kept busy over the next `sample_s` seconds: the machine's busy time
+    (/proc/stat) less this process's own, per second. Unlike the load average, which lags by a minute, it sees
+    the machine as it is now: a timing notebook started right after two evaluation processes ended is not
+    judged by them. Without /proc (not Linux): the 1-minute load average less one (this process)."""
+    try:
+        before, own_before = _machine_busy_s(), _own_cpu_s()
+        time.sleep(sample_s)
+        after, own_after = _machine_busy_s(), _own_cpu_s()
+    except OSError:
+        return max(0.0, os.getloadavg()[0] - 1.0)
+    return max(0.0, (after - before) - (own_after - own_before)) / sample_s
+
+
+def _machine_busy_s() -> float:
+    """CPU-seconds all CPUs spent busy since boot (/proc/stat: user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def environment_versions() -> dict:

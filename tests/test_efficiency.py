@@ -254,3 +254,28 @@ def test_interleaved_timing_and_paired_ratio():
     assert paired_ratio([1.0, 2.0, 4.0], [3.0, 4.0, 4.0]) == 2.0  # median of 3, 2, 1
     with pytest.raises(CompressLibError):
         time_interleaved([lambda: None], repeats=0)
+
+
+def test_the_busy_machine_warning_names_the_cpus_other_processes_used(monkeypatch):
+    from compress_lib import notebook
+
+    monkeypatch.setattr(notebook.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(notebook, "other_processes_cpu", lambda sample_s=1.0: 1.2)
+    assert "other processes used 1.2 of 2 CPUs" in notebook.busy_machine_warning()
+    monkeypatch.setattr(notebook, "other_processes_cpu", lambda sample_s=1.0: 0.3)
+    assert notebook.busy_machine_warning() is None
+
+
+def test_other_processes_cpu_sees_a_process_that_spins():
+    import subprocess
+    import sys
+
+    from compress_lib.notebook import other_processes_cpu
+
+    spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
+    spinner = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        assert other_processes_cpu(1.0) > 0.3  # one CPU kept busy (more on a busy machine, never less than a share)
+    finally:
+        spinner.kill()
+        spinner.wait()
