@@ -204,15 +204,17 @@ def ordered_ids(verdicts: pd.DataFrame) -> list[str]:
     return [i for i in FINDING_ORDER if i in ids] + sorted(ids - set(FINDING_ORDER))
 
 
-def verdict_table(verdicts: pd.DataFrame, frame_rates=(20, 10)) -> str:
-    """Markdown table: each finding with the paper's claim, and our verdict at each frame rate."""
+def verdict_table(verdicts: pd.DataFrame, frame_rates=(20, 10), claim: str = "finding (what the paper reports)",
+                  context: str = "Paper") -> str:
+    """Markdown table: each finding (`claim`) with its `paper` column (labelled `context`), and our verdict at each
+    frame rate."""
     rates = [r for r in frame_rates if r in set(verdicts["frame_ms"])]
     by = {(int(r.frame_ms), r.id): r for r in verdicts.itertuples()}
-    head = ["finding (what the paper reports)", *(f"ours, {r} ms" for r in rates)]
+    head = [claim, *(f"ours, {r} ms" for r in rates)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i in ordered_ids(verdicts):
         first = next(by[(r, i)] for r in rates if (r, i) in by)
-        cells = [f"**{i}** {first.finding}. *Paper: {first.paper}.*",
+        cells = [f"**{i}** {first.finding}. *{context}: {first.paper}.*",
                  *(f"**{by[(r, i)].verdict}**" if (r, i) in by else "not run" for r in rates)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -244,6 +246,34 @@ def caveat_markdown(summary: pd.DataFrame, frame_rates=(20, 10)) -> str:
                       "probes read); the findings on cost and runtime do not depend on it.", "```"])
 
 
+def evidence_by_rate(verdicts: pd.DataFrame, rates: list[int]) -> list[str]:
+    """The evidence of each verdict, the first frame rate's as a list, the others' in a collapsed box each."""
+    out = []
+    for n, rate in enumerate(rates):
+        if n == 0:
+            out += [f"The evidence at {rate} ms, computed from the results table:", "", evidence_list(verdicts, rate), ""]
+        else:
+            out += [f"```{{admonition}} The evidence at {rate} ms", ":class: dropdown", "",
+                    evidence_list(verdicts, rate), "```", ""]
+    return out
+
+
+def deployment_findings_markdown(verdicts: pd.DataFrame | None, frame_rates=(20, 10),
+                                 source: str = "data/results/study") -> str:
+    """The deployment chapter's answer (MyST Markdown): notebook 14's verdicts on int8 and ONNX Runtime, each with
+    its evidence, computed from its `verdicts.csv`."""
+    if verdicts is None or verdicts.empty:
+        return ("```{admonition} Results pending\n:class: warning\n\nThis edition has no deployment verdicts yet: "
+                f"`notebooks/14_deployment.md` has not written `{source}/14_deployment/verdicts.csv`. Run "
+                "`make study`.\n```\n")
+    rates = [r for r in frame_rates if r in set(verdicts["frame_ms"])]
+    counts = "; ".join(f"at {r} ms {verdict_counts(verdicts, r)}" for r in rates)
+    out = [f"Of the three claims of deployment practice, {counts} (`14_deployment/verdicts.csv`; the rules are "
+           "below, under *How the verdicts are decided*).", "", verdict_table(
+               verdicts, rates, claim="claim (deployment practice)", context="Why it matters"), ""]
+    return "\n".join(out + evidence_by_rate(verdicts, rates))
+
+
 def findings_markdown(summary: pd.DataFrame, verdicts: pd.DataFrame | None, frame_rates=(20, 10),
                       source: str = "data/results/study", crossover: pd.DataFrame | None = None) -> str:
     """The intro's answer and its "What this study found" section (MyST Markdown), computed from the results."""
@@ -258,12 +288,7 @@ def findings_markdown(summary: pd.DataFrame, verdicts: pd.DataFrame | None, fram
             "Each finding of the paper judged on our own measurements (`09_efficiency/verdicts.csv`), at the "
             "paper's 20 ms frame rate and at 10 ms. Runtime here is CPU time; the paper timed a GPU.", "",
             verdict_table(verdicts, rates), ""]
-    for n, rate in enumerate(rates):
-        if n == 0:
-            out += [f"The evidence at {rate} ms, computed from the results table:", "", evidence_list(verdicts, rate), ""]
-        else:
-            out += [f"```{{admonition}} The evidence at {rate} ms", ":class: dropdown", "",
-                    evidence_list(verdicts, rate), "```", ""]
+    out += evidence_by_rate(verdicts, rates)
     out += [caveat_markdown(summary, rates), ""]
     out += ["Runtime against size, every model, as fractions of the dense model (hover for names; filled markers "
             "20 ms, open 10 ms). On the dashed diagonal runtime falls exactly with size; above it a model is slower "

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from compress_lib import figure_style
-from compress_lib.findings import (caveat_markdown, findings_markdown, sparse_kernel_sentence, heads_ffn_runtime_ratio, runtime_against_size_figure,
+from compress_lib.findings import (caveat_markdown, deployment_findings_markdown, findings_markdown, sparse_kernel_sentence, heads_ffn_runtime_ratio, runtime_against_size_figure,
                                    size_runtime_answer, truncation_caveat)
 from compress_lib.results import read_summary, summary_frame
 
@@ -173,3 +173,20 @@ def test_build_writes_run_time_tables_the_book_can_show_at_page_width(tmp_path):
     for page in ("teaching", "reproducibility"):
         text = (ROOT / "book" / f"{page}.md").read_text()
         assert "run_times.csv\n" not in text and ":file: _generated/run_times_" in text
+
+
+def test_the_deployment_chapter_says_what_notebook_14s_verdicts_say(tmp_path):
+    import build_book
+
+    verdicts = pd.read_csv(RESULTS / "14_deployment" / "verdicts.csv")
+    build_book.write_findings("study", out_dir=tmp_path)
+    markdown = (tmp_path / "deployment_findings.md").read_text()
+    assert markdown == deployment_findings_markdown(verdicts)
+    rows = table_rows(markdown)
+    assert set(rows) == set(verdicts["id"]) == {"int8", "ort", "ranking"}
+    for v in verdicts.itertuples():
+        assert rows[v.id][1 + [20, 10].index(v.frame_ms)] == f"**{v.verdict}**", (v.id, v.frame_ms)
+        assert f"- **{v.id}** ({v.verdict}): {v.ours}" in markdown
+    chapter = (ROOT / "book" / "deployment.md").read_text()
+    assert "```{include} _generated/deployment_findings.md" in chapter
+    assert "Results pending" in deployment_findings_markdown(None)

@@ -110,10 +110,11 @@ GENERATED_DIR = ROOT / "book" / "_generated"  # pages' parts written at build ti
 def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", out_dir: Path = GENERATED_DIR) -> Path:
     """book/_generated/findings.md: the study's answer and its findings, computed from the preset's committed
     summary.csv and verdicts.csv (compress_lib.findings); the intro includes it, so the text follows the results.
-    Beside it, caveat.md: the warning on the quality verdicts, which the title chapter repeats."""
+    Beside it, caveat.md: the warning on the quality verdicts, which the title chapter repeats, and
+    deployment_findings.md: notebook 14's verdicts, which the deployment chapter includes."""
     import pandas as pd
 
-    from compress_lib.findings import caveat_markdown, findings_markdown
+    from compress_lib.findings import caveat_markdown, deployment_findings_markdown, findings_markdown
     from compress_lib.results import read_summary, summary_frame
 
     results = results_root / preset
@@ -124,8 +125,12 @@ def write_findings(preset: str, results_root: Path = ROOT / "data" / "results", 
     crossover = pd.read_csv(crossover_file) if crossover_file.is_file() else None
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "findings.md"
+    deployment_file = results / "14_deployment" / "verdicts.csv"
+    deployment = pd.read_csv(deployment_file) if deployment_file.is_file() else None
     texts = {out: findings_markdown(summary, verdicts, source=f"data/results/{preset}", crossover=crossover),
-             out_dir / "caveat.md": caveat_markdown(summary) if len(summary) else ""}
+             out_dir / "caveat.md": caveat_markdown(summary) if len(summary) else "",
+             out_dir / "deployment_findings.md": deployment_findings_markdown(deployment,
+                                                                              source=f"data/results/{preset}")}
     for path, text in texts.items():
         write_if_changed(path, text)
     return out
