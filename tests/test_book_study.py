@@ -469,7 +469,10 @@ def test_jobs_pass_one_thread_to_notebooks_that_share_the_machine(tmp_path):
 
     declared = {"preset", "threads", "processes"}
     shared = run_study.parameters_for(run_study.whole_job(Experiment("x", "c", "w")), declared, Args)
-    assert shared["threads"] == 1 and shared["processes"] == 1  # 08's evaluations: one worker process
+    assert shared["threads"] == 1 and shared["processes"] == 1
+    evaluations = run_study.parameters_for(run_study.whole_job(Experiment("x", "c", "w", fills_free_cores=True)),
+                                           declared, Args)
+    assert evaluations["threads"] == 1 and evaluations["processes"] == 2  # 08's: one per job slot, one thread each
     alone = run_study.parameters_for(run_study.whole_job(Experiment("x", "c", "w", runs_alone=True)), declared, Args)
     assert "threads" not in alone and "processes" not in alone
     Args.jobs = 1

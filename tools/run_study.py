@@ -119,9 +119,10 @@ def plan_jobs(selected: list[Experiment], args) -> list[Job]:
     `split_by_rate` runs in two parts: first at the highest rate (20 ms, the cheaper half), on one thread beside
     other notebooks, then at every rate, continuing the first part (`earlier_parts`). A job that runs at the first
     rate only waits for the first parts of what it reads: the 20 ms compression notebooks start as soon as the
-    20 ms teacher exists, beside the 10 ms pretraining, and the 20 ms evaluations run beside the 10 ms compression.
-    No result depends on the split: a part trains and evaluates exactly what the whole notebook would, on one
-    thread (the second part of 02 and 08 as well: 02's on one thread, 08's alone with its worker processes)."""
+    20 ms teacher exists, beside the 10 ms pretraining, and the 20 ms evaluations (in as many worker processes as
+    jobs, one thread each: `fills_free_cores`) beside the 10 ms compression. No result depends on the split: a
+    part trains and evaluates exactly what the whole notebook would, on one thread per model (the second part of
+    02 and 08 as well: 02's on one thread, 08's alone with its worker processes)."""
     rates = parse_frame_rates(args.frame_rates or "", [])
     wanted = {"yes": True, "no": False}.get(args.split_by_rate, study_scale(args.preset).judged)
     if args.jobs <= 1 or len(rates) < 2 or not wanted:
@@ -155,7 +156,9 @@ def run_rates(exp: Experiment, args) -> str:
 def parameters_for(job: Job, declared: set[str], args) -> dict:
     """The parameters this run passes to a job: the standard ones the notebook declares. With `--jobs` above 1,
     a notebook that may run beside another gets one thread (unless `--threads` says otherwise) and one worker
-    process, whether or not it has company at the time, so that its results do not depend on the schedule."""
+    process, whether or not it has company at the time, so that its results do not depend on the schedule; one
+    marked `fills_free_cores` (08) gets `--jobs` worker processes of one thread each: for a while more processes
+    than cores, but no core idles once its neighbour ends (the process count changes only the speed)."""
     exp = job.exp
     offered = {
         "preset": args.preset,
@@ -174,7 +177,7 @@ def parameters_for(job: Job, declared: set[str], args) -> dict:
     elif args.jobs > 1 and not job.runs_alone:
         offered["threads"] = 1
     if args.jobs > 1 and not job.runs_alone:
-        offered["processes"] = 1
+        offered["processes"] = args.jobs if exp.fills_free_cores else 1
     return {k: v for k, v in offered.items() if k in declared}
 
 

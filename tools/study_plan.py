@@ -34,6 +34,10 @@ class Experiment:
     # other's (tools/run_study.py: plan_jobs)
     split_by_rate: bool = False
     whole_runs_alone: bool = True
+    # run_study --jobs: beside another notebook it still gets one worker process per job slot (one thread each), not
+    # one: 08's evaluations then take up a core as soon as the notebook beside them ends, instead of leaving it idle
+    # until they finish (its results do not depend on the process count)
+    fills_free_cores: bool = False
     # rough minutes of the study preset on one thread, the first rate's part and the rest (run_study --jobs starts
     # the longest of equally urgent notebooks first; nothing depends on them but the order)
     minutes: tuple[float, float] = (0.0, 0.0)
@@ -68,7 +72,7 @@ EXPERIMENTS = (
                frame_rates="20",  # the paper runs its combined recipe on MelHuBERT-20ms only
                needs=("02_pretrain", "06_distillation"), minutes=(3, 0)),  # it starts from 06's 6-layer student
     Experiment("08_downstream", "downstream", "PR and SID against density (Figures 1 and 2)",
-               needs=_METHODS, runs_alone=True, split_by_rate=True, minutes=(50, 45)),
+               needs=_METHODS, runs_alone=True, split_by_rate=True, fills_free_cores=True, minutes=(50, 45)),
     Experiment("09_efficiency", "efficiency", "parameters, MACs per second, real-time factor (Figure 3)",
                needs=("08_downstream",), runs_alone=True),
     Experiment("10_prior_work", "prior_work", "five published compressed models in the same framework (Figure 4)",
