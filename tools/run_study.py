@@ -14,9 +14,10 @@ For each experiment of tools/study_plan.py, in order:
 - `data/results/<preset>/<stem>.run.json` records what the run used (hash of the notebook source, parameters,
   versions, duration). A notebook whose source and parameters (its thread count aside) match its record is up
   to date and skipped, unless a notebook it reads finished after it started (`input_ran_since`: a teacher
-  retrained with `--only 02_pretrain --force` reruns everything downstream); `--force` reruns it. (A change to compress_lib alone does not rerun anything; it is
-  reported.) A notebook whose code cells are unchanged but whose prose or cell tags changed is not rerun: its
-  executed copy takes the new prose and tags and keeps its outputs ("refreshed").
+  retrained with `--only 02_pretrain --force` reruns everything downstream); `--force` reruns it. (A change to
+  compress_lib alone does not rerun anything; it is reported.) A notebook whose code cells are unchanged but
+  whose prose or cell tags changed is not rerun: its executed copy takes the new prose and tags and keeps its
+  outputs ("refreshed").
 - `data/results/<preset>/run_times.csv` lists each notebook's last run time and their total, and, after a whole
   run, its corpus step and wall time (`study_run.json`; the book's reproducibility appendix shows the published
   run's).
