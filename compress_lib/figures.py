@@ -207,12 +207,12 @@ RUNTIME_LABELS = {"eager": "eager PyTorch", "onnxruntime": "ONNX Runtime", "onnx
 
 
 def runtime_figure(table: pd.DataFrame, x: str, x_title: str, title: str = "", log_x: bool = False) -> go.Figure:
-    """One panel per runtime (side by side, one y axis): each model's real-time factor relative to the dense
-    model's in eager PyTorch against `x` (a column of `table`, e.g. its MACs or bytes relative to the dense
-    model's), every method in its style, each trajectory from the dense model. `table`: rows of the deployment
-    table (`compress_lib.deployment`) with `relative_runtime` and `x` columns added."""
+    """One panel per runtime, stacked (each the page's width; one x axis): each model's real-time factor relative
+    to the dense model's in eager PyTorch against `x` (a column of `table`, e.g. its MACs or bytes relative to the
+    dense model's), every method in its style, each trajectory from the dense model. `table`: rows of the
+    deployment table (`compress_lib.deployment`) with `relative_runtime` and `x` columns added."""
     runtimes = [r for r in RUNTIME_LABELS if r in set(table["runtime"])]
-    fig = make_subplots(rows=1, cols=len(runtimes), shared_yaxes=True, horizontal_spacing=0.04,
+    fig = make_subplots(rows=len(runtimes) or 1, cols=1, shared_xaxes=True, vertical_spacing=0.07,
                         subplot_titles=[RUNTIME_LABELS[r] for r in runtimes])
     shown = set()
     for c, runtime in enumerate(runtimes, start=1):
@@ -227,16 +227,17 @@ def runtime_figure(table: pd.DataFrame, x: str, x_title: str, title: str = "", l
                 line=figure_style.line(method, rate), customdata=line_rows[["model", "real_time_factor"]].to_numpy(),
                 hovertemplate=("%{customdata[0]}<br>" + RUNTIME_LABELS[runtime] + "<br>x %{x:.3g}<br>runtime / dense "
                                "eager %{y:.3f}<br>real-time factor %{customdata[1]:.4g}<extra></extra>"),
-                row=1, col=c)
+                row=c, col=1)
             shown.add(name)
         fig.add_scatter(x=[0.01, 1.2], y=[0.01, 1.2], mode="lines", line=dict(color=figure_style.REFERENCE_COLOUR,
                         dash="dash", width=1), name="runtime proportional to x", legendgroup="diag",
-                        showlegend=c == 1, hoverinfo="skip", row=1, col=c)
-        fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear", row=1, col=c,
-                         range=None if log_x else [0, 1.1])
-    fig.update_yaxes(title_text="runtime / dense model's in eager PyTorch", row=1, col=1, rangemode="tozero")
-    fig.update_layout(title=title, height=520, template="plotly_white", margin=dict(l=70, r=20, t=80, b=40))
-    figure_style.legend_below(fig, y=-0.22)
+                        showlegend=c == 1, hoverinfo="skip", row=c, col=1)
+        fig.update_xaxes(type="log" if log_x else "linear", row=c, col=1, range=None if log_x else [0, 1.1])
+        fig.update_yaxes(title_text="runtime / dense eager", row=c, col=1, rangemode="tozero")
+    fig.update_xaxes(title_text=x_title, row=len(runtimes) or 1, col=1)
+    fig.update_layout(title=title, height=260 * max(len(runtimes), 1) + 200, template="plotly_white",
+                      margin=dict(l=70, r=20, t=80, b=40))
+    figure_style.legend_below(fig, y=-0.12)
     return fig
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from compress_lib import figure_style
-from compress_lib.figures import cost_figure, is_variant, quality_figure, variant_of
+from compress_lib.figures import cost_figure, is_variant, quality_figure, runtime_figure, variant_of
 from compress_lib.results import summary_frame
 from compress_lib.trajectory_results import cost_figure as trajectory_cost_figure
 from compress_lib.trajectory_results import loss_density_figure
@@ -99,6 +99,14 @@ def test_panels_are_stacked_wide_and_the_legend_sits_below():
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
     grid = quality_figure(table(), ["heads"], "density", "density", "t")
     assert all(d[1] - d[0] > 0.4 for d in (grid.layout.xaxis.domain, grid.layout.xaxis2.domain))
+    deployed = pd.DataFrame([{"model": m, "method": k, "density": d, "frame_ms": 20, "runtime": r,
+                              "macs_fraction": d, "relative_runtime": d * f, "real_time_factor": 0.01 * d * f}
+                             for r, f in (("eager", 1.0), ("onnxruntime", 0.9), ("onnxruntime-int8", 0.6))
+                             for m, k, d in (("dense", "dense", 1.0), ("heads-0.5", "heads", 0.5))])
+    runtimes = runtime_figure(deployed, "macs_fraction", "MACs / dense")
+    assert [runtimes.layout[f"xaxis{i}"].domain for i in ("", 2, 3)] == [(0.0, 1.0)] * 3  # one runtime per row
+    assert [a.text for a in runtimes.layout.annotations] == ["eager PyTorch", "ONNX Runtime", "ONNX Runtime, int8"]
+    assert runtimes.layout.legend.orientation == "h" and runtimes.layout.legend.y < 0
 
 
 def test_trajectory_figures_of_the_method_notebooks_use_the_method_colours():
