@@ -107,6 +107,10 @@ def test_a_study_run_in_parts_sums_the_parts_of_each_notebook(tmp_path):
     assert run_study.earlier_parts(first, {"preset": "study", "frame_rates": "20"}, force=False) == []  # a rerun
     assert run_study.earlier_parts(first, {"preset": "study", "frame_rates": "10,20", "seed": 1}, False) == []
     assert run_study.earlier_parts(None, both, force=False) == []
+    # another rate alone continues too (02's 10 ms part beside its 20 ms one), but not a notebook edited since
+    ten = {"preset": "study", "frame_rates": "10"}
+    assert run_study.earlier_parts({**first, "source_sha256": "s"}, ten, False, "s") == parts
+    assert run_study.earlier_parts({**first, "source_sha256": "s"}, ten, False, "edited") == []
     record = {"parameters": both, "duration_s": 1700.0, "finished_utc": "b",
               "parts": parts + [{"frame_rates": "10,20", "threads": 1, "duration_s": 1000.0, "finished_utc": "b"}]}
     (tmp_path / "02_b.run.json").write_text(json.dumps(record))
@@ -490,8 +494,12 @@ def test_a_split_plan_runs_the_first_rate_of_each_split_notebook_first_and_waits
     from study_plan import EXPERIMENTS
 
     jobs = {job.name: job for job in run_study.plan_jobs(list(EXPERIMENTS), plan_args())}
-    assert [n for n in jobs if "@" in n] == ["02_pretrain@20", "03_weight_pruning@20", "04_head_pruning@20",
-                                             "05_lowrank@20", "06_distillation@20", "08_downstream@20"]
+    assert [n for n in jobs if "@" in n] == ["02_pretrain@20", "02_pretrain@10", "03_weight_pruning@20",
+                                             "04_head_pruning@20", "05_lowrank@20", "06_distillation@20",
+                                             "08_downstream@20"]
+    # 02 pretrains both teachers from the corpus alone: both rates start at once; the whole notebook merges them
+    assert jobs["02_pretrain@10"].needs == () and jobs["02_pretrain@10"].rates == "10"
+    assert jobs["02_pretrain"].needs == ("02_pretrain@20", "02_pretrain@10")
     assert jobs["03_weight_pruning@20"].needs == ("02_pretrain@20",) and jobs["03_weight_pruning@20"].rates == "20"
     assert jobs["03_weight_pruning"].needs == ("03_weight_pruning@20", "02_pretrain")
     assert jobs["07_combined"].needs == ("02_pretrain@20", "06_distillation@20")  # 07 runs at 20 ms only
@@ -629,3 +637,46 @@ def test_a_rerun_input_makes_the_study_run_its_readers_again(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "96_reader: 95_input ran since this notebook last ran: running it again" in out
     assert "95_input             up to date" in out and "96_reader            ran" in out
+
+
+def test_the_rates_of_a_notebook_that_reads_no_other_start_side_by_side(tmp_path, monkeypatch):
+    """--jobs 2, rates_at_once (02): both rates' parts start at once, beside each other although the first job
+    otherwise runs alone; the 20 ms part of a notebook reading it starts when the 20 ms part ends; the whole
+    notebook (the merge) once both parts are done."""
+    import queue
+    import threading
+
+    plan = [Experiment("p", "c", "w", split_by_rate=True, rates_at_once=True),
+            Experiment("q", "c", "w", needs=("p",), split_by_rate=True)]
+    for exp in plan:
+        monkeypatch.setattr(type(exp), "source", property(lambda self: tmp_path / f"{self.stem}.md"))
+    jobs = run_study.plan_jobs(plan, plan_args())
+    assert [j.name for j in jobs] == ["p@20", "p@10", "p", "q@20", "q"]
+    started, release = queue.Queue(), {j.name: threading.Event() for j in jobs}
+
+    def fake_execute(job, args, code_sha):
+        started.put(job.name)
+        assert release[job.name].wait(60), f"{job.name} was never released"
+        return "ran", 1.0
+
+    monkeypatch.setattr(run_study, "execute", fake_execute)
+    scheduler = threading.Thread(target=lambda: run_study.run_notebooks(jobs, plan_args(), "sha"))
+    scheduler.start()
+    assert {started.get(timeout=60), started.get(timeout=60)} == {"p@20", "p@10"}
+    release["p@20"].set()
+    assert started.get(timeout=60) == "q@20"
+    release["p@10"].set()
+    assert started.get(timeout=60) == "p"
+    for name in ("q@20", "p", "q"):
+        release[name].set()
+    scheduler.join(60)
+    assert not scheduler.is_alive()
+
+
+def test_a_part_is_up_to_date_when_any_part_of_the_record_ran_its_rates(tmp_path):
+    exp = Experiment("p", "c", "w")
+    write_record(tmp_path, "p", [("20", 600.0, "2026-01-01T01:00:00Z"), ("10", 1200.0, "2026-01-01T01:20:00Z")])
+    for rates in ("20", "10"):
+        assert run_study.up_to_date(exp, "study", tmp_path, "s", {"preset": "study", "frame_rates": rates},
+                                    first_part=True)
+    assert not run_study.up_to_date(exp, "study", tmp_path, "s", {"preset": "study", "frame_rates": "10,20"})

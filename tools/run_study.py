@@ -121,7 +121,9 @@ def plan_jobs(selected: list[Experiment], args) -> list[Job]:
     other notebooks, then at every rate, continuing the first part (`earlier_parts`). A job that runs at the first
     rate only waits for the first parts of what it reads: the 20 ms compression notebooks start as soon as the
     20 ms teacher exists, beside the 10 ms pretraining, and the 20 ms evaluations (in as many worker processes as
-    jobs, one thread each: `fills_free_cores`) beside the 10 ms compression. No result depends on the split: a
+    jobs, one thread each: `fills_free_cores`) beside the 10 ms compression. A notebook marked `rates_at_once`
+    (02, which reads no other notebook) runs every rate's part at once, side by side, and its whole run only
+    merges them: the 10 ms teacher pretrains beside the 20 ms one. No result depends on the split: a
     part trains and evaluates exactly what the whole notebook would, on one thread per model (the second part of
     02 and 08 as well: 02's on one thread, 08's alone with its worker processes)."""
     rates = parse_frame_rates(args.frame_rates or "", [])
@@ -142,8 +144,13 @@ def plan_jobs(selected: list[Experiment], args) -> list[Job]:
             continue
         jobs.append(Job(exp, f"{exp.stem}@{first}", tuple(job_making(n, first) for n in exp.needs), False, first,
                         exp.minutes[0]))
-        jobs.append(Job(exp, exp.stem, (f"{exp.stem}@{first}", *exp.needs), exp.runs_alone and exp.whole_runs_alone,
-                        minutes=exp.minutes[1]))
+        parts = [f"{exp.stem}@{first}"]
+        if exp.rates_at_once:  # the other rates' parts too, each beside the first: the whole notebook only merges
+            for rate in sorted(rates, reverse=True)[1:]:
+                jobs.append(Job(exp, f"{exp.stem}@{rate}", exp.needs, False, str(rate), exp.minutes[1]))
+                parts.append(f"{exp.stem}@{rate}")
+        jobs.append(Job(exp, exp.stem, (*parts, *exp.needs), exp.runs_alone and exp.whole_runs_alone,
+                        minutes=0.0 if exp.rates_at_once else exp.minutes[1]))
     return jobs
 
 
@@ -205,9 +212,9 @@ def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, pa
         return False
     if old == new:
         return True
-    old_rates, new_rates = rates_of(old), rates_of(new)
-    return first_part and other_than_rates(old) == other_than_rates(new) and bool(new_rates) and \
-        new_rates <= old_rates
+    done = rates_of(old).union(*(rates_of(part) for part in saved.get("parts", [])))  # 02's parts: 20, then 10
+    return first_part and other_than_rates(old) == other_than_rates(new) and bool(rates_of(new)) and \
+        rates_of(new) <= done
 
 
 # records keep whole seconds (and durations tenths): a notebook that started right after its input finished may
@@ -365,17 +372,20 @@ def to_ipynb(source: Path, dest: Path) -> Path:
     return dest
 
 
-def earlier_parts(previous: dict | None, params: dict, force: bool) -> list[dict]:
+def earlier_parts(previous: dict | None, params: dict, force: bool, source_hash: str | None = None) -> list[dict]:
     """The runs this one continues: a study done in parts (e.g. `--frame-rates 20`, later the default 10,20)
     reruns each notebook with more frame rates, and the notebook reuses the checkpoints of the rates already
-    done, so the notebook's cost is the sum of its parts. Only a run that adds frame rates to an otherwise
-    identical earlier run continues it; `--force` (a run from scratch) or any other change starts afresh."""
+    done, so the notebook's cost is the sum of its parts. Only a run of the same notebook source that adds frame
+    rates to an otherwise identical earlier run continues it (another rate alone, as 02's 10 ms part after its
+    20 ms part, or more rates); `--force` (a run from scratch) or any other change starts afresh."""
     if force or not previous:
+        return []
+    if source_hash and previous.get("source_sha256", source_hash) != source_hash:
         return []
     old_params = previous.get("parameters", {})
 
     old_rates, new_rates = rates_of(old_params), rates_of(params)
-    if not (other_than_rates(old_params) == other_than_rates(params) and old_rates and old_rates < new_rates):
+    if not (other_than_rates(old_params) == other_than_rates(params) and old_rates and not new_rates <= old_rates):
         return []
     return previous.get("parts") or [{"frame_rates": old_params.get("frame_rates", ""),
                                        "threads": old_params.get("threads", ""),
@@ -436,6 +446,18 @@ def execute(job: Job, args, code_sha: str) -> tuple[str, float]:
         return "failed", time.perf_counter() - start
     seconds = time.perf_counter() - start
 
+    with _RECORDS:  # two parts of one notebook (`rates_at_once`) may finish at once
+        write_record(exp, args, running, params, source_hash, code_sha, seconds)
+    say(f"  {job.name}: done in {seconds:.0f} s -> {rel(exp.executed(args.preset, args.results))}")
+    return "ran", seconds
+
+
+_RECORDS = threading.Lock()
+
+
+def write_record(exp: Experiment, args, running: Path, params: dict, source_hash: str, code_sha: str,
+                 seconds: float) -> None:
+    """Move a successful run's notebook into the results and write its record, continuing earlier parts."""
     executed = exp.executed(args.preset, args.results)
     record_file = record_path(exp, args.preset, args.results)
     previous = json.loads(record_file.read_text()) if record_file.is_file() else None
@@ -445,7 +467,7 @@ def execute(job: Job, args, code_sha: str) -> tuple[str, float]:
     this_part = {"frame_rates": params.get("frame_rates", ""), "threads": params.get("threads", ""),
                  "duration_s": round(seconds, 1),
                  "finished_utc": utc_text(time.time())}
-    parts = earlier_parts(previous, params, args.force) + [this_part]
+    parts = earlier_parts(previous, params, args.force, source_hash) + [this_part]
     record = {
         "notebook": rel(exp.source),
         "source_sha256": source_hash,
@@ -458,9 +480,7 @@ def execute(job: Job, args, code_sha: str) -> tuple[str, float]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
-    record_path(exp, args.preset, args.results).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    say(f"  {job.name}: done in {seconds:.0f} s -> {rel(executed)}")
-    return "ran", seconds
+    record_file.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def run_notebooks(jobs: list[Job], args, code_sha: str) -> dict[str, tuple[str, float]]:
@@ -487,7 +507,9 @@ def run_notebooks(jobs: list[Job], args, code_sha: str) -> dict[str, tuple[str, 
                 if any(need in chosen and need not in statuses for need in job.needs):
                     continue  # waits for its inputs
                 alone_running = any(j.runs_alone for j in running.values())
-                first_running = running and done == 0  # it makes what all need and may miss (corpus, teacher)
+                # the first job makes what all need and may miss (corpus, teacher); a part of the same notebook at
+                # another rate (`rates_at_once`) makes its own rate's
+                first_running = running and done == 0 and any(j.exp.stem != job.exp.stem for j in running.values())
                 if alone_running or first_running or len(running) >= args.jobs or (job.runs_alone and running):
                     break  # waits for a free slot (nothing after it overtakes it)
                 pending.remove(job)

@@ -38,6 +38,10 @@ class Experiment:
     # one: 08's evaluations then take up a core as soon as the notebook beside them ends, instead of leaving it idle
     # until they finish (its results do not depend on the process count)
     fills_free_cores: bool = False
+    # run_study --jobs, split by rate: every frame rate's part starts at once, side by side (not the first rate
+    # only), and the whole notebook then merges them; for a notebook that reads no other (02: both teachers
+    # pretrain from the corpus alone, so the 10 ms one no longer waits for the 20 ms one)
+    rates_at_once: bool = False
     # rough minutes of the study preset on one thread, the first rate's part and the rest (run_study --jobs starts
     # the longest of equally urgent notebooks first; nothing depends on them but the order)
     minutes: tuple[float, float] = (0.0, 0.0)
@@ -59,7 +63,7 @@ _METHODS = ("03_weight_pruning", "04_head_pruning", "05_lowrank", "06_distillati
 EXPERIMENTS = (
     Experiment("01_corpus", "melhubert", "the embedded stand-in corpus: speakers, splits, phone labels"),
     Experiment("02_pretrain", "melhubert", "two-stage MelHuBERT pretraining and the random-init control",
-               runs_alone=True, split_by_rate=True, whole_runs_alone=False, minutes=(13, 32)),
+               runs_alone=True, split_by_rate=True, whole_runs_alone=False, rates_at_once=True, minutes=(13, 32)),
     Experiment("03_weight_pruning", "weight_pruning", "iterative magnitude pruning along the density schedule",
                needs=("02_pretrain",), split_by_rate=True, minutes=(7, 13)),
     Experiment("04_head_pruning", "head_pruning", "gradient-scored head pruning, heads removed physically",
