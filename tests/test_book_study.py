@@ -236,13 +236,15 @@ def test_smoke_run_of_the_smaller_faster_notebook_then_skipped_when_up_to_date(t
     assert json.loads((out / "summary.json").read_text())["answers"] == []
 
 
-FAILING_NOTEBOOK = """\
+NOTEBOOK_HEADER = """\
 ---
 jupytext:
   text_representation: {extension: .md, format_name: myst}
 kernelspec: {display_name: Python 3, language: python, name: python3}
 ---
+"""
 
+FAILING_NOTEBOOK = NOTEBOOK_HEADER + """
 ```{code-cell} ipython3
 :tags: [parameters]
 
@@ -597,14 +599,7 @@ def test_a_notebook_whose_input_ran_since_is_run_again(tmp_path):
     assert run_study.input_ran_since(evaluation, "study", tmp_path, both) == "c_combined"
 
 
-
-TRIVIAL_NOTEBOOK = """\
----
-jupytext:
-  text_representation: {extension: .md, format_name: myst}
-kernelspec: {display_name: Python 3, language: python, name: python3}
----
-
+TRIVIAL_NOTEBOOK = NOTEBOOK_HEADER + """
 ```{code-cell} ipython3
 :tags: [parameters]
 

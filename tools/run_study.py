@@ -212,9 +212,9 @@ def up_to_date(exp: Experiment, preset: str, results: Path, source_hash: str, pa
         return False
     if old == new:
         return True
+    new_rates = rates_of(new)
     done = rates_of(old).union(*(rates_of(part) for part in saved.get("parts", [])))  # 02's parts: 20, then 10
-    return first_part and other_than_rates(old) == other_than_rates(new) and bool(rates_of(new)) and \
-        rates_of(new) <= done
+    return first_part and other_than_rates(old) == other_than_rates(new) and bool(new_rates) and new_rates <= done
 
 
 # records keep whole seconds (and durations tenths): a notebook that started right after its input finished may
@@ -239,7 +239,7 @@ def input_ran_since(exp: Experiment, preset: str, results: Path, params: dict) -
             continue
         need_saved = json.loads(need_record.read_text())
         read = rates & rates_of(need_saved.get("parameters", {})) or rates  # 08 reads 07 at the one rate 07 runs
-        finished = part_started(part_covering(need_saved, read), end=True)
+        finished = part_finished(part_covering(need_saved, read))
         if finished is not None and finished > started + CLOCK_SLACK_S:
             return need
     return None
@@ -260,11 +260,19 @@ def part_covering(saved: dict, rates: set[int]) -> dict | None:
     return parts[-1]
 
 
-def part_started(part: dict | None, end: bool = False) -> float | None:
-    """When a part of a notebook's run started (epoch seconds: its finish less its duration), or with `end` when
-    it finished; None when the record does not say."""
+def part_finished(part: dict | None) -> float | None:
+    """When a part of a notebook's run finished (epoch seconds); None when the record does not say."""
     try:
-        return parse_utc(part["finished_utc"]) - (0.0 if end else float(part["duration_s"]))
+        return parse_utc(part["finished_utc"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def part_started(part: dict | None) -> float | None:
+    """When a part of a notebook's run started (epoch seconds: its finish less its duration), or None."""
+    finished = part_finished(part)
+    try:
+        return None if finished is None else finished - float(part["duration_s"])
     except (KeyError, TypeError, ValueError):
         return None
 
